@@ -43,8 +43,13 @@ export abstract class MeshCommand<T> extends Command {
     process.exitCode = code
   }
 
+  /** `render canary`, as the user typed it, not oclif's `render:canary` id */
+  protected get commandName(): string {
+    return (this.id ?? '').replaceAll(':', ' ')
+  }
+
   override toSuccessJson(result: unknown): Envelope<unknown> {
-    return {ok: (process.exitCode ?? 0) === 0, command: this.id ?? '', result, ...(this.warnings.length ? {warnings: this.warnings} : {})}
+    return {ok: (process.exitCode ?? 0) === 0, command: this.commandName, result, ...(this.warnings.length ? {warnings: this.warnings} : {})}
   }
 
   override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<void> {
@@ -53,7 +58,7 @@ export abstract class MeshCommand<T> extends Command {
     const meshErr = toMeshError(err)
     process.exitCode = meshErr.exit
     if (this.jsonEnabled()) {
-      const env: Envelope<never> = {ok: false, command: this.id ?? '', error: meshErr.toJSON()}
+      const env: Envelope<never> = {ok: false, command: this.commandName, error: meshErr.toJSON()}
       process.stdout.write(JSON.stringify(env, null, 2) + '\n')
       return
     }
@@ -81,6 +86,13 @@ export function toMeshError(err: unknown): MeshError {
   })
 }
 
-const firstLine = (s: string) => s.split('\n').find((l) => l.trim() !== '')?.trim() ?? s
+// oclif's parse errors put the detail on later lines ("Missing 1 required arg:\nweights  …"); keep them, drop the "See more help" trailer.
+const firstLine = (s: string) =>
+  s
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^See more help/i.test(l))
+    .join(' ')
+    .replace(/:\s+/, ': ') || s
 
 export type Flags<T extends typeof Command> = Interfaces.InferredFlags<T['flags'] & T['baseFlags']>

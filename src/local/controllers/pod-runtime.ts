@@ -8,6 +8,8 @@ export interface ProbeSpec {
   initialDelaySeconds?: number
   periodSeconds?: number
   failureThreshold?: number
+  /** per-probe timeout; Kubernetes default 1 */
+  timeoutSeconds?: number
 }
 
 export interface PodLaunch {
@@ -20,6 +22,8 @@ export interface PodLaunch {
   podIP: string
   /** first container's image, e.g. docker.io/istio/examples-helloworld-v1:1.0 */
   image: string
+  /** container `command` (overrides the image's entrypoint); absent when the manifest has none */
+  command?: string[]
   args: string[]
   env: Record<string, string>
   containerPorts: number[]
@@ -27,6 +31,8 @@ export interface PodLaunch {
   sidecar: boolean
   readinessProbe?: ProbeSpec
   restartPolicy: 'Always' | 'OnFailure' | 'Never'
+  /** SIGTERM → SIGKILL delay on terminate; the runtime uses 5 s when absent */
+  terminationGracePeriodSeconds?: number
 }
 
 export type LaunchResult =

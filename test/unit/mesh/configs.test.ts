@@ -86,7 +86,7 @@ describe('manifests/', () => {
   }
 
   it('holds the namespace, hello, the faulty replica and both clients', () => {
-    expect(files).toEqual(['manifests/curl.yaml', 'manifests/hello-faulty.yaml', 'manifests/hello.yaml', 'manifests/legacy-client.yaml', 'manifests/namespace.yaml'])
+    expect(files).toEqual(['manifests/00-namespace.yaml', 'manifests/curl.yaml', 'manifests/hello-faulty.yaml', 'manifests/hello.yaml', 'manifests/legacy-client.yaml'])
   })
 
   it('every object is labelled as managed by mesh and part of the lab; any Istio object validates', () => {

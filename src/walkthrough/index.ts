@@ -1,0 +1,13 @@
+// Walkthroughs: labs as data, a runner, a state machine and renderers (ADR 0090–0092).
+export * from './types.js'
+export {parseLab, labIdFromFile, printsJson, displayPath} from './parse.js'
+export {labsDir, listLabFiles, loadLab, loadCatalog, readLab, stepIndex, type Catalog, type LabFile} from './catalog.js'
+export {evaluateCheck, evaluateJson, getPath, parsePath, describeCheck} from './checks.js'
+export {runShell, runStep, verdictMessage, type CommandRunner, type ShellOptions, type StepHooks, type OutputStream} from './runner.js'
+export {StepEnvironment, stepExecutor, findOnPath, writeMeshShim, usesKubectl, type StepEnvironmentOptions} from './env.js'
+export * from './progress.js'
+export {keyToAction, reduce, initialState, isInterrupt, type Action, type Key, type Phase, type SessionState} from './session.js'
+export {KeyQueue, runInteractive, type InteractiveOptions, type WalkthroughRenderer} from './interactive.js'
+export * from './batch.js'
+export {walkthroughJunit, walkthroughJson} from './report.js'
+export {TerminalRenderer, formatMarkdown, stepLine, attachKeys, type TerminalRendererOptions} from './terminal.js'

@@ -1,0 +1,131 @@
+// Shared by the meshd integration tests: build once, temp mesh homes, the real CLI and kubectl,
+// and a cleanup that stops every meshd a test started (lab down, then the pid file).
+import {execFileSync, spawnSync, type SpawnSyncReturns} from 'node:child_process'
+import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join, resolve} from 'node:path'
+
+export const ROOT = resolve(import.meta.dirname, '../../..')
+
+function newest(dir: string): number {
+  let m = 0
+  for (const e of readdirSync(dir, {withFileTypes: true})) {
+    const p = join(dir, e.name)
+    m = Math.max(m, e.isDirectory() ? newest(p) : statSync(p).mtimeMs)
+  }
+  return m
+}
+
+/**
+ * Compiles src/ into dist/ when dist/ is older than the sources. Plain `tsc` (no `rm -rf dist`)
+ * so other tests running compiled files at the same time are not pulled from under them;
+ * errors in files other people are still writing do not stop the emit.
+ */
+export function ensureBuilt(): void {
+  const entry = join(ROOT, 'dist/local/meshd.js')
+  if (existsSync(entry) && newest(join(ROOT, 'dist')) >= newest(join(ROOT, 'src'))) return
+  spawnSync('npx', ['tsc', '-p', 'tsconfig.json', '--noEmitOnError', 'false'], {cwd: ROOT, stdio: 'ignore'})
+  if (!existsSync(entry)) throw new Error('build failed: dist/local/meshd.js missing')
+}
+
+export function tempHome(prefix = 'mesh-it-'): string {
+  return mkdtempSync(join(tmpdir(), prefix))
+}
+
+export interface Run {
+  status: number | null
+  stdout: string
+  stderr: string
+  json?: any // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+const wrap = (r: SpawnSyncReturns<string>, parse: boolean): Run => {
+  let json
+  if (parse) {
+    try {
+      json = JSON.parse(r.stdout)
+    } catch {
+      json = undefined
+    }
+  }
+  return {status: r.status, stdout: r.stdout, stderr: r.stderr, json}
+}
+
+/** `mesh <args>` with MESH_HOME=home, as a user runs it. */
+export function mesh(home: string, ...args: string[]): Run {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: {...process.env, MESH_HOME: home, CI: 'true', NO_COLOR: '1'},
+    timeout: 90_000,
+  })
+  return wrap(r, args.includes('--json'))
+}
+
+/** The real kubectl against the lab's kubeconfig, with its own discovery cache. */
+export function kubectl(home: string, ...args: string[]): Run {
+  const r = spawnSync('kubectl', ['--kubeconfig', join(home, 'kubeconfig'), '--cache-dir', join(home, 'kube-cache'), ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 90_000,
+  })
+  return wrap(r, args.includes('json'))
+}
+
+export function meshdPid(home: string): number | undefined {
+  try {
+    return Number(readFileSync(join(home, 'local', 'meshd.pid'), 'utf8').trim()) || undefined
+  } catch {
+    return undefined
+  }
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+  } catch {
+    return false
+  }
+  try {
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return true
+  }
+}
+
+/** Stops the lab of `home` (lab down; SIGKILL through the pid file if that fails) and removes the home. */
+export function cleanup(home: string | undefined): void {
+  if (!home) return
+  const pid = meshdPid(home)
+  try {
+    mesh(home, 'lab', 'down', '--timeout', '10')
+  } catch {
+    // fall through to the pid file
+  }
+  if (pid && alive(pid)) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      if (cmd.includes('meshd') && cmd.includes(home)) process.kill(pid, 'SIGKILL')
+    } catch {
+      // gone
+    }
+  }
+  rmSync(home, {recursive: true, force: true})
+}
+
+export async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+  const end = Date.now() + timeoutMs
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await fn()
+      if (v) return v
+    } catch (e) {
+      last = e
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`)
+    await new Promise((r) => setTimeout(r, everyMs))
+  }
+}
+
+export const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, {encoding: 'utf8'})

@@ -8,7 +8,7 @@ import {join} from 'node:path'
 import {createServer, type AddressInfo} from 'node:net'
 import {pathToFileURL} from 'node:url'
 import {EXIT, MeshError, isMeshError, unavailable} from '../lib/errors.js'
-import {validateIstioObject, isIstioObject} from '../mesh/index.js'
+import {istioAdmission} from './admission.js'
 import {createApiServer} from './api/server.js'
 import {createServingCa} from './api/serving-cert.js'
 import {FileStore} from './api/store.js'
@@ -97,7 +97,7 @@ export async function startMeshd(opts: MeshdOptions): Promise<MeshdHandle> {
       token: cfg.token,
       tlsKey: tls.key,
       tlsCert: tls.cert,
-      validators: istioValidator,
+      validators: istioAdmission,
       extraRoutes: (req, res) => distributor.handle(req, res),
     })
     const apiPort = await listen(server, cfg.apiPort)
@@ -167,12 +167,6 @@ export async function startMeshd(opts: MeshdOptions): Promise<MeshdHandle> {
     await undo()
     throw e
   }
-}
-
-/** Istio objects are checked by the domain model; everything else passes through. */
-function istioValidator(obj: KubeObject) {
-  if (!isIstioObject(obj)) return []
-  return validateIstioObject(obj).map((c) => ({field: c.field, message: c.message, ...(c.value !== undefined ? {value: c.value} : {})}))
 }
 
 async function chooseRuntime(

@@ -25,9 +25,11 @@ import {
 } from '../install/istioctl.js'
 import {parseProxyStatus, summarizeSync, type ProxyStatusRow, type SyncSummary} from '../install/proxy-status.js'
 import {ISTIO_NAMESPACE, readInstallRecord, writeInstallRecord, type InstallRecord} from '../install/record.js'
+import {KubeClient} from './client.js'
 import {requireConfirmation} from './guard.js'
 import {childKubeconfig, kubeConfigFor, kubeconfigSource} from './kubeconfig.js'
 import type {TargetDescriptor} from './select.js'
+import type {InstallOptions, InstallResult, ProxySyncStatus, SyncResult, Target, UninstallOptions, UninstallResult} from './target.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'unknown'
 
@@ -73,6 +75,8 @@ export interface IngressHandle {
 }
 
 export interface WaitForSyncOptions {
+  /** accepted for the Target interface; istiod's acks mean "latest pushed", so it is not compared (ADR 0084) */
+  generation?: number
   timeoutMs?: number
   intervalMs?: number
   /** which proxies must be in sync; default all */
@@ -86,6 +90,26 @@ export interface SyncReport {
   summary: SyncSummary
   rows: ProxyStatusRow[]
   polls: number
+}
+
+/** A proxy-status row that also reads as the embedded cluster's ProxySyncStatus. */
+export type RealProxyStatus = ProxyStatusRow & ProxySyncStatus
+
+/** What RealTarget.waitForSync answers: istioctl's view plus the Target interface's SyncResult. */
+export type RealSyncResult = SyncReport & SyncResult
+
+/** Target.install on a real cluster: ensureIstio's options (all optional; --yes defaults off). */
+export interface RealInstallOptions extends InstallOptions {
+  yes?: boolean
+  profile?: IstioProfile
+  version?: string
+  revision?: string
+  signal?: AbortSignal
+}
+
+export interface RealUninstallOptions extends UninstallOptions {
+  yes?: boolean
+  signal?: AbortSignal
 }
 
 export interface EnsureIstioOptions {
@@ -119,8 +143,8 @@ export interface RealTargetShape {
   ensureIstio(opts: EnsureIstioOptions): Promise<EnsureIstioResult>
   uninstallIstio(opts: {yes: boolean; signal?: AbortSignal}): Promise<UninstallIstioResult>
   ingress(opts?: IngressOptions): Promise<IngressHandle>
-  proxyStatus(): Promise<ProxyStatusRow[]>
-  waitForSync(opts?: WaitForSyncOptions): Promise<SyncReport>
+  proxyStatus(): Promise<RealProxyStatus[]>
+  waitForSync(opts?: number | WaitForSyncOptions): Promise<RealSyncResult>
   close(): Promise<void>
 }
 
@@ -181,7 +205,20 @@ export function ingressFromService(svc: V1Service): {port: number; lbUrl?: strin
   return {port, lbUrl: `http://${h}${port === 80 ? '' : `:${port}`}`}
 }
 
-export class RealTarget implements RealTargetShape {
+/** A proxy's overall state from its per-xDS cells, in the embedded cluster's words. */
+export function syncStateOf(row: ProxyStatusRow): ProxySyncStatus['state'] {
+  const states = Object.values(row.xds).map((x) => x?.state)
+  if (states.some((s) => s === 'STALE' || s === 'UNKNOWN')) return 'STALE'
+  if (states.length > 0 && states.every((s) => s === 'NOT SENT' || s === 'IGNORED')) return 'NOT_SENT'
+  return 'SYNCED'
+}
+
+/** Adds the Target interface's fields to a proxy-status row (no generations on a real cluster: 0). */
+export function asProxySyncStatus(row: ProxyStatusRow): RealProxyStatus {
+  return {...row, proxy: row.id, kind: /ingressgateway|egressgateway/.test(row.pod) ? 'gateway' : 'sidecar', sent: 0, acked: 0, state: syncStateOf(row)}
+}
+
+export class RealTarget implements RealTargetShape, Target {
   readonly kind = 'real' as const
   readonly context: string
   readonly kubeconfigPath: string
@@ -192,6 +229,8 @@ export class RealTarget implements RealTargetShape {
   private kc?: KubeConfig
   private istioctl?: IstioctlLocation
   private readonly forwards = new Set<ResultPromise>()
+  private cachedClient?: KubeClient
+  private ingressHandle?: Promise<IngressHandle>
 
   constructor(opts: RealTargetOptions) {
     this.context = opts.context
@@ -214,6 +253,41 @@ export class RealTarget implements RealTargetShape {
       this.kc = kubeConfigFor({...src, context: this.context}).kc
     }
     return this.kc
+  }
+
+  /** The cluster's Kubernetes API (the same client the embedded target uses). */
+  get client(): KubeClient {
+    this.cachedClient ??= new KubeClient(this.kubeConfig())
+    return this.cachedClient
+  }
+
+  /**
+   * Target.ingressUrl: the ingress() handle, opened once and kept (a port-forward lives until
+   * close()). A failed attempt is not cached.
+   */
+  async ingressUrl(): Promise<string> {
+    return (await this.openIngress()).url
+  }
+
+  /** The kept ingress handle (url and how it is reached), opening it on first use. */
+  openIngress(opts?: IngressOptions): Promise<IngressHandle> {
+    const h = (this.ingressHandle ??= this.ingress(opts))
+    h.catch(() => {
+      if (this.ingressHandle === h) this.ingressHandle = undefined
+    })
+    return h
+  }
+
+  /** Target.install: ensureIstio (needs yes: true off local lab contexts). */
+  async install(opts: RealInstallOptions = {}): Promise<InstallResult> {
+    const r = await this.ensureIstio({yes: opts.yes ?? false, profile: opts.profile, version: opts.version, revision: opts.revision, signal: opts.signal})
+    return {alreadyInstalled: !r.changed, details: {...r}}
+  }
+
+  /** Target.uninstall: istioctl uninstall when mesh installed this Istio (needs yes: true off local lab contexts). */
+  async uninstall(opts: RealUninstallOptions = {}): Promise<UninstallResult> {
+    const r = await this.uninstallIstio({yes: opts.yes ?? false, signal: opts.signal})
+    return {wasInstalled: r.uninstalled, details: {...r}}
   }
 
   private get childKube() {
@@ -270,6 +344,22 @@ export class RealTarget implements RealTargetShape {
     })
     report.ok = checks.every((c) => c.status !== 'fail')
     return report
+  }
+
+  /** Whether Istio is on the cluster, its version, and whether mesh installed it (read-only). */
+  istioPresence(): Promise<IstioPresence> {
+    return this.detectIstio()
+  }
+
+  /** The ingress service's http port and LoadBalancer URL if it has one; opens nothing. */
+  async ingressAddress(): Promise<{port: number; lbUrl?: string}> {
+    const core = this.kubeConfig().makeApiClient(CoreV1Api)
+    try {
+      return ingressFromService(await core.readNamespacedService({name: INGRESS_SERVICE, namespace: ISTIO_NAMESPACE}))
+    } catch (e) {
+      if (statusOf(e) === 404) throw unavailable('MESH_INGRESS_NOT_FOUND', `no service ${ISTIO_NAMESPACE}/${INGRESS_SERVICE} on context "${this.context}"`, 'Install Istio with an ingress gateway (profile demo or default): `mesh lab up --context <ctx>`.')
+      throw unavailable('MESH_CLUSTER_API', `reading ${ISTIO_NAMESPACE}/${INGRESS_SERVICE} failed: ${firstLine(e)}`, 'Check the cluster is reachable: `kubectl get svc -n istio-system`.', e)
+    }
   }
 
   private async detectIstio(): Promise<IstioPresence> {
@@ -459,29 +549,31 @@ export class RealTarget implements RealTargetShape {
     await child.catch(() => undefined)
   }
 
-  async proxyStatus(): Promise<ProxyStatusRow[]> {
+  async proxyStatus(): Promise<RealProxyStatus[]> {
     const istioctl = await this.istioctlPath()
     const r = await runIstioctl(['proxy-status'], {istioctl: istioctl.path, context: this.context, kubeconfig: this.kubeconfigPath || undefined, env: this.env, timeoutMs: 60_000})
-    return parseProxyStatus(r.stdout)
+    return parseProxyStatus(r.stdout).map(asProxySyncStatus)
   }
 
   /**
    * Poll `istioctl proxy-status` until every matching proxy has acknowledged what istiod sent
    * (no STALE), twice in a row. MESH_SYNC_TIMEOUT (69) names the proxies still behind.
    */
-  async waitForSync(opts: WaitForSyncOptions = {}): Promise<SyncReport> {
+  async waitForSync(arg: number | WaitForSyncOptions = {}): Promise<RealSyncResult> {
+    const opts: WaitForSyncOptions = typeof arg === 'number' ? {generation: arg} : arg
+    const started = Date.now()
     const timeoutMs = opts.timeoutMs ?? 60_000
     const interval = opts.intervalMs ?? 500
     const minProxies = opts.minProxies ?? 1
     const deadline = Date.now() + timeoutMs
     let polls = 0
     let streak = 0
-    let last: SyncReport | undefined
+    let last: RealSyncResult | undefined
     for (;;) {
       polls++
       const rows = (await this.proxyStatus()).filter(opts.match ?? (() => true))
       const summary = summarizeSync(rows)
-      last = {summary, rows, polls}
+      last = {summary, rows, polls, synced: summary.allSynced && rows.length >= minProxies, generation: opts.generation ?? 0, proxies: rows, waitedMs: Date.now() - started}
       streak = summary.allSynced && rows.length >= minProxies ? streak + 1 : 0
       if (streak >= 2) return last
       if (Date.now() >= deadline || opts.signal?.aborted) break
@@ -499,6 +591,7 @@ export class RealTarget implements RealTargetShape {
 
   /** Stop every port-forward this target started. */
   async close(): Promise<void> {
+    this.ingressHandle = undefined
     await Promise.all([...this.forwards].map((c) => this.stop(c)))
   }
 }

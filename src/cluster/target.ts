@@ -3,7 +3,7 @@
 // Everything else in mesh talks to `target.client` (the Kubernetes API) and nothing else.
 import {existsSync} from 'node:fs'
 import {EXIT, MeshError, unavailable} from '../lib/errors.js'
-import type {ProxySyncStatus} from '../local/dataplane/snapshot.js'
+import {PROXY_PORTS, type ProxySyncStatus} from '../local/dataplane/snapshot.js'
 import {KUBE_CONTEXT, homePaths, meshHome, type HomePaths} from '../local/home.js'
 import {KubeClient} from './client.js'
 import {meshdStatus, spawnMeshd, stopMeshd, type SpawnMeshdResult, type StopMeshdResult} from './meshd-process.js'
@@ -68,7 +68,16 @@ export interface Target {
   /** brings the cluster side up (embedded: start meshd; real: install Istio) */
   install(opts?: InstallOptions): Promise<InstallResult>
   uninstall(opts?: UninstallOptions): Promise<UninstallResult>
+  /**
+   * Base URL of a proxy's admin endpoint (Envoy's :15000: /stats/prometheus, /clusters):
+   * the ingress gateway, or the sidecar of a pod. Optional; undefined when this target cannot
+   * reach it (then counter evidence is unavailable). Added for mesh verify (ADR 0121).
+   */
+  proxyAdminUrl?(proxy: ProxyRef): Promise<string | undefined>
 }
+
+/** A proxy: the ingress gateway, or the sidecar of one pod. */
+export type ProxyRef = 'gateway' | {namespace: string; pod: string}
 
 /** GET /mesh/v1/proxy-status answer (see src/local/distribution.ts). */
 export interface ProxyStatusReport {
@@ -164,6 +173,15 @@ export class EmbeddedTarget implements Target {
     const r: SpawnMeshdResult = await spawnMeshd({home: this.paths.home, runtime: opts.runtime, timeoutMs: opts.timeoutMs})
     this.cached = undefined
     return {alreadyInstalled: r.alreadyRunning, details: {...r}}
+  }
+
+  /** The gateway's admin port from meshd.json; a sidecar's admin listens on <podIP>:15000. */
+  async proxyAdminUrl(proxy: ProxyRef): Promise<string | undefined> {
+    const st = this.running()
+    if (proxy === 'gateway') return st.gateway?.adminPort ? `http://127.0.0.1:${st.gateway.adminPort}` : undefined
+    const pod = await this.client.get({apiVersion: 'v1', kind: 'Pod', name: proxy.pod, namespace: proxy.namespace})
+    const ip = pod?.status?.podIP as string | undefined
+    return ip ? `http://${ip}:${PROXY_PORTS.admin}` : undefined
   }
 
   async uninstall(opts: UninstallOptions = {}): Promise<UninstallResult> {

@@ -29,7 +29,7 @@ import {KubeClient} from './client.js'
 import {requireConfirmation} from './guard.js'
 import {childKubeconfig, kubeConfigFor, kubeconfigSource} from './kubeconfig.js'
 import type {TargetDescriptor} from './select.js'
-import type {InstallOptions, InstallResult, ProxySyncStatus, SyncResult, Target, UninstallOptions, UninstallResult} from './target.js'
+import type {ExecOptions, ExecResult, InstallOptions, InstallResult, PodExec, ProxySyncStatus, SyncResult, Target, UninstallOptions, UninstallResult} from './target.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'unknown'
 
@@ -218,7 +218,7 @@ export function asProxySyncStatus(row: ProxyStatusRow): RealProxyStatus {
   return {...row, proxy: row.id, kind: /ingressgateway|egressgateway/.test(row.pod) ? 'gateway' : 'sidecar', sent: 0, acked: 0, state: syncStateOf(row)}
 }
 
-export class RealTarget implements RealTargetShape, Target {
+export class RealTarget implements RealTargetShape, Target, PodExec {
   readonly kind = 'real' as const
   readonly context: string
   readonly kubeconfigPath: string
@@ -587,6 +587,18 @@ export class RealTarget implements RealTargetShape, Target {
         : `after ${Math.round(timeoutMs / 1000)} s these proxies have not acknowledged the new config: ${pending}`,
       'Check istiod and the proxies: `istioctl proxy-status`; raise the wait with --timeout.',
     )
+  }
+
+  /** Run a command in a workload's pod with the real kubectl (the in-cluster callers of verify/call). */
+  async execInPod(namespace: string, workload: string, command: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const kube = this.kubeconfigPath ? childKubeconfig(this.kubeconfigPath) : {args: [], env: {}}
+    const args = ['exec', '-n', namespace, workload, ...(opts.container ? ['-c', opts.container] : []), '--context', this.context, ...kube.args, '--', ...command]
+    const r = await execa(this.kubectl, args, {env: {...this.env, ...kube.env}, extendEnv: false, reject: false, stdin: 'ignore', timeout: opts.timeoutMs ?? 30_000})
+    if (r.failed && r.exitCode === undefined) {
+      const why = r.timedOut ? `no answer within ${opts.timeoutMs ?? 30_000} ms` : (r.shortMessage ?? 'could not run kubectl')
+      throw unavailable('MESH_KUBECTL_FAILED', `kubectl exec into ${namespace}/${workload} failed: ${why}`, `Check kubectl is installed and the pod is Running: kubectl get pods -n ${namespace}.`)
+    }
+    return {exitCode: r.exitCode ?? 1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '')}
   }
 
   /** Stop every port-forward this target started. */

@@ -79,6 +79,28 @@ export interface Target {
 /** A proxy: the ingress gateway, or the sidecar of one pod. */
 export type ProxyRef = 'gateway' | {namespace: string; pod: string}
 
+/** What `kubectl exec` gives back. */
+export interface ExecResult {
+  exitCode: number
+  stdout: string
+  stderr: string
+}
+
+export interface ExecOptions {
+  /** container to run in (Istio pods also hold istio-proxy) */
+  container?: string
+  /** default 30 s */
+  timeoutMs?: number
+}
+
+/** A target that can run a command inside a workload's pod (real clusters: kubectl exec). */
+export interface PodExec {
+  /** `workload` as kubectl names it, e.g. `deploy/curl` */
+  execInPod(namespace: string, workload: string, command: string[], opts?: ExecOptions): Promise<ExecResult>
+}
+
+export const canExec = (t: unknown): t is PodExec => typeof (t as Partial<PodExec>)?.execInPod === 'function'
+
 /** GET /mesh/v1/proxy-status answer (see src/local/distribution.ts). */
 export interface ProxyStatusReport {
   generation: number

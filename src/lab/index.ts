@@ -1,7 +1,6 @@
 // The library behind the lab commands (canary, mtls, policy, call, lab reset) and the state
 // and caller readers `mesh verify` and `mesh lab status` reuse. No terminal I/O.
 export * from './open-target.js'
-export * from './real-cluster-target.js'
 export * from './change.js'
 export * from './state.js'
 export * from './canary.js'

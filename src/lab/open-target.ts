@@ -1,32 +1,12 @@
 // Opens the lab a command works on: picks the target (select.ts rules), checks the embedded
-// lab is running, and adapts RealTarget to the one Target interface (ADR 0100).
+// lab is running; real clusters are RealTarget behind the one Target interface (ADR 0100, 0111).
 import {EXIT, MeshError} from '../lib/errors.js'
 import {meshdStatus} from '../cluster/meshd-process.js'
 import {selectTarget, type TargetDescriptor} from '../cluster/select.js'
-import {EmbeddedTarget, labDownError, type Target} from '../cluster/target.js'
+import {EmbeddedTarget, canExec, labDownError, type PodExec, type Target} from '../cluster/target.js'
 import {meshHome} from '../local/home.js'
 
-/** What `kubectl exec` gives back. */
-export interface ExecResult {
-  exitCode: number
-  stdout: string
-  stderr: string
-}
-
-export interface ExecOptions {
-  /** container to run in (Istio pods also hold istio-proxy) */
-  container?: string
-  /** default 30 s */
-  timeoutMs?: number
-}
-
-/** A target that can run a command inside a workload's pod (real clusters: kubectl exec). */
-export interface PodExec {
-  /** `workload` as kubectl names it, e.g. `deploy/curl` */
-  execInPod(namespace: string, workload: string, command: string[], opts?: ExecOptions): Promise<ExecResult>
-}
-
-export const canExec = (t: unknown): t is PodExec => typeof (t as Partial<PodExec>)?.execInPod === 'function'
+export {canExec, type ExecOptions, type ExecResult, type PodExec} from '../cluster/target.js'
 
 /** The lab a command works on. */
 export interface Lab {
@@ -78,8 +58,8 @@ export async function openLab(opts: OpenLabOptions = {}): Promise<Lab> {
     return {target, home, descriptor: d, up, close: async () => {}}
   }
   // loaded only for real clusters: it brings execa and the istioctl code along
-  const {RealClusterTarget} = await import('./real-cluster-target.js')
-  const target = new RealClusterTarget(d, {env, home})
+  const {targetFor} = await import('../cluster/open.js')
+  const target = targetFor(d, {env, home})
   return {target, home, descriptor: d, up: true, close: () => target.close()}
 }
 

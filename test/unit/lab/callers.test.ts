@@ -7,7 +7,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {KubeObject} from '../../../src/cluster/client.js'
 import {callAs, curlCommand, describeCall, parseCaller, parseCurlResponse, parseHeader, peerEvidence, type CallResult} from '../../../src/lab/callers.js'
 import type {ExecResult, PodExec} from '../../../src/lab/open-target.js'
-import {RealClusterTarget} from '../../../src/lab/real-cluster-target.js'
+import {RealTarget} from '../../../src/cluster/real-target.js'
 import {FakeTarget, pod} from './fake-cluster.js'
 
 // random loopback addresses so parallel runs do not clash on the fixed sidecar/app ports
@@ -142,7 +142,7 @@ describe('callAs on a real cluster (kubectl exec curl)', () => {
     })
   })
 
-  it('RealClusterTarget runs kubectl exec with the context, kubeconfig and container', async () => {
+  it('a real target runs kubectl exec with the context, kubeconfig and container', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mesh-exec-'))
     const log = join(dir, 'kubectl.log')
     const kubeconfig = join(dir, 'config')
@@ -154,13 +154,13 @@ describe('callAs on a real cluster (kubectl exec curl)', () => {
       FAKE_CURL_EXIT: '0',
       FAKE_CURL_OUTPUT: 'HTTP/1.1 403 Forbidden\r\ncontent-length: 19\r\n\r\nRBAC: access denied',
     }
-    const t = new RealClusterTarget({kind: 'real', context: 'kind-mesh', kubeconfigPath: kubeconfig}, {env})
+    const t = new RealTarget({context: 'kind-mesh', kubeconfigPath: kubeconfig, env})
     const r = await callAs(t, 'legacy', {path: '/hello', method: 'POST', body: 'x'})
     expect(r).toMatchObject({status: 403, body: 'RBAC: access denied'})
     const argv = JSON.parse(readFileSync(log, 'utf8').trim()).argv as string[]
     expect(argv.slice(0, argv.indexOf('--'))).toEqual(['exec', '-n', 'mesh-legacy', 'deploy/curl', '-c', 'curl', '--context', 'kind-mesh', '--kubeconfig', kubeconfig])
     expect(argv.slice(argv.indexOf('--') + 1)).toEqual(curlCommand('http://hello.mesh-lab.svc.cluster.local:5000/hello', {method: 'POST', body: 'x', timeoutMs: 10_000}))
-    const reset = await callAs(new RealClusterTarget({kind: 'real', context: 'kind-mesh', kubeconfigPath: kubeconfig}, {env: {...env, FAKE_CURL_EXIT: '56'}}), 'legacy')
+    const reset = await callAs(new RealTarget({context: 'kind-mesh', kubeconfigPath: kubeconfig, env: {...env, FAKE_CURL_EXIT: '56'}}), 'legacy')
     expect(describeCall(reset)).toBe('000 connection reset')
   })
 

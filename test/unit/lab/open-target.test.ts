@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 import {EmbeddedTarget} from '../../../src/cluster/target.js'
 import {openLab} from '../../../src/lab/open-target.js'
-import {proxyRowsToStatus, RealClusterTarget} from '../../../src/lab/real-cluster-target.js'
+import {asProxySyncStatus, RealTarget} from '../../../src/cluster/real-target.js'
 import {shiftCanary} from '../../../src/lab/canary.js'
 import {bar, splitBars, transition} from '../../../src/lab/render.js'
 import {parseProxyStatus} from '../../../src/install/proxy-status.js'
@@ -44,7 +44,7 @@ describe('openLab', () => {
     const kc = join(h, 'config')
     writeFileSync(kc, KUBECONFIG)
     const lab = await openLab({home: h, context: 'kind-mesh', kubeconfig: kc, env: {}})
-    expect(lab.target).toBeInstanceOf(RealClusterTarget)
+    expect(lab.target).toBeInstanceOf(RealTarget)
     expect(lab.descriptor).toMatchObject({kind: 'real', context: 'kind-mesh', source: 'flag'})
     expect(lab.target.client.context).toBe('kind-mesh')
     await lab.close()
@@ -61,7 +61,7 @@ describe('real-cluster sync through istioctl proxy-status', () => {
   ].join('\n')
 
   it('maps rows to the embedded shape: STALE anywhere is STALE, gateways are recognised', () => {
-    expect(proxyRowsToStatus(parseProxyStatus(table))).toEqual([
+    expect(parseProxyStatus(table).map(asProxySyncStatus)).toMatchObject([
       {proxy: 'istio-ingressgateway-5d9.istio-system', kind: 'gateway', sent: 0, acked: 0, state: 'SYNCED'},
       {proxy: 'hello-v1-6d9.mesh-lab', kind: 'sidecar', sent: 0, acked: 0, state: 'STALE'},
     ])
@@ -74,7 +74,7 @@ describe('real-cluster sync through istioctl proxy-status', () => {
     const kc = join(h, 'config')
     writeFileSync(kc, KUBECONFIG)
     const env = {...process.env, MESH_ISTIOCTL: join(import.meta.dirname, '..', '..', 'fixtures', 'istioctl', 'istioctl'), FAKE_ISTIOCTL_PROXY_STATUS: ps}
-    const t = new RealClusterTarget({kind: 'real', context: 'kind-mesh', kubeconfigPath: kc}, {env, home: h})
+    const t = new RealTarget({context: 'kind-mesh', kubeconfigPath: kc, env, home: h})
     const r = await t.waitForSync({timeoutMs: 10_000})
     expect(r.synced).toBe(true)
     expect(r.proxies.map((p) => p.state)).toEqual(['SYNCED', 'SYNCED'])

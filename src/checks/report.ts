@@ -108,8 +108,9 @@ export function renderText(results: readonly CheckResult[], opts: TextOptions = 
     }
     const st = effectiveStatus(r)
     lines.push(`${paint[st](SYMBOL[st])} ${r.description}${st === 'skip' ? c.gray(' (skipped)') : ''}`)
+    // a passing check still states what it measured (e.g. the observed split); evidence only with verbose
+    if (r.message && (st !== 'pass' || opts.verbose || r.message !== r.description)) lines.push(`    ${r.message}`)
     if (st !== 'pass' || opts.verbose) {
-      if (r.message) lines.push(`    ${r.message}`)
       const ev = shortEvidence(r.evidence)
       if (ev) lines.push(c.gray(`    ${ev}`))
       if (st === 'fail' || st === 'warn' || st === 'inconclusive') lines.push(`    see ${r.hintUrl} for hints`)

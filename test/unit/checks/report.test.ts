@@ -51,12 +51,13 @@ describe('overallExit', () => {
 })
 
 describe('renderText', () => {
-  it('renders linkerd-style lines with hints on problems only', () => {
+  it('renders linkerd-style lines: what a passing check measured, hints on problems only', () => {
     expect(renderText(results, {color: false})).toBe(
       [
         'traffic',
         '-------',
         '✔ traffic split matches v1/v2 90/10',
+        '    split: pass',
         '× ejection works',
         '    faulty endpoint still received 37 requests',
         '    requests=37 window=30s',

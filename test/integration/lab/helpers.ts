@@ -1,5 +1,6 @@
 // Shared by the lab integration tests: the real CLI in a temp MESH_HOME with extra env, and a
 // cleanup that stops every meshd a test started (lab down, then the pid file as a fallback).
+import {alive, killLeftoverMeshd, meshdPid, until} from '../../helpers/lab-process.js'
 import {spawn, spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -53,54 +54,15 @@ export function mesh(home: string, args: string[], env: NodeJS.ProcessEnv = {}):
   })
 }
 
-export function meshdPid(home: string): number | undefined {
-  try {
-    return Number(readFileSync(join(home, 'local', 'meshd.pid'), 'utf8').trim()) || undefined
-  } catch {
-    return undefined
-  }
-}
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch {
-    return false
-  }
-  try {
-    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
-  } catch {
-    return true
-  }
-}
 
 /** Stop the embedded lab of `home` (lab down, then SIGKILL via the pid file if that failed) and remove the home. */
 export async function cleanup(home: string | undefined): Promise<void> {
   if (!home) return
   const pid = meshdPid(home)
   await mesh(home, ['lab', 'down', '--purge', '--timeout', '10'], {MESH_CONTEXT: ''}).catch(() => undefined)
-  if (pid && alive(pid)) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-      if (cmd.includes('meshd') && cmd.includes(home)) process.kill(pid, 'SIGKILL')
-    } catch {
-      // gone
-    }
-  }
+  killLeftoverMeshd(home, pid)
   rmSync(home, {recursive: true, force: true})
 }
 
-export async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000, everyMs = 50): Promise<T> {
-  const end = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v) return v
-    } catch (e) {
-      last = e
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`)
-    await new Promise((r) => setTimeout(r, everyMs))
-  }
-}
+export {alive, meshdPid, until}

@@ -1,5 +1,6 @@
 // Shared by the meshd integration tests: build once, temp mesh homes, the real CLI and kubectl,
 // and a cleanup that stops every meshd a test started (lab down, then the pid file).
+import {alive, killLeftoverMeshd, meshdPid, until} from '../../helpers/lab-process.js'
 import {execFileSync, spawnSync, type SpawnSyncReturns} from 'node:child_process'
 import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -72,26 +73,7 @@ export function kubectl(home: string, ...args: string[]): Run {
   return wrap(r, args.includes('json'))
 }
 
-export function meshdPid(home: string): number | undefined {
-  try {
-    return Number(readFileSync(join(home, 'local', 'meshd.pid'), 'utf8').trim()) || undefined
-  } catch {
-    return undefined
-  }
-}
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch {
-    return false
-  }
-  try {
-    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
-  } catch {
-    return true
-  }
-}
 
 /** Stops the lab of `home` (lab down; SIGKILL through the pid file if that fails) and removes the home. */
 export function cleanup(home: string | undefined): void {
@@ -102,30 +84,11 @@ export function cleanup(home: string | undefined): void {
   } catch {
     // fall through to the pid file
   }
-  if (pid && alive(pid)) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-      if (cmd.includes('meshd') && cmd.includes(home)) process.kill(pid, 'SIGKILL')
-    } catch {
-      // gone
-    }
-  }
+  killLeftoverMeshd(home, pid)
   rmSync(home, {recursive: true, force: true})
 }
 
-export async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000, everyMs = 50): Promise<T> {
-  const end = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v) return v
-    } catch (e) {
-      last = e
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`)
-    await new Promise((r) => setTimeout(r, everyMs))
-  }
-}
 
 export const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, {encoding: 'utf8'})
+
+export {alive, meshdPid, until}

@@ -10,6 +10,7 @@ import {canonical} from './api/util.js'
 import {hasSidecar} from './controllers/kubelet.js'
 import {resolveTargetPort} from './controllers/endpoints.js'
 import {isDeleting, isPodReady, isPodTerminal, mapSelects} from './controllers/util.js'
+import {CertRotator} from './pki/rotator.js'
 import type {
   Endpoint,
   MeshSnapshot,
@@ -124,8 +125,14 @@ export interface DistributionOptions extends SnapshotOptions {
   store: Store
   /** coalesce bursts of changes into one push (default 10 ms) */
   debounceMs?: number
-  /** workload certificate for a subscribing proxy; pushed as a `secret` message before its first config */
+  /**
+   * workload certificate for a subscribing proxy; pushed as a `secret` message before its first
+   * config, and again with a fresh certificate at half of each certificate's remaining lifetime
+   * for as long as the proxy stays subscribed (Istio's agent renews at 50% too)
+   */
   issueSecret?: (identity: ProxyIdentity) => Promise<WorkloadSecret>
+  /** renew after this fraction of a certificate's remaining lifetime (default 0.5) */
+  renewFraction?: number
   log?: (message: string) => void
 }
 
@@ -137,6 +144,8 @@ interface Subscriber {
   connectedAt: string
   /** the last generation the proxy refused to apply, and why (an xDS NACK) */
   rejected?: {generation: number; error: string}
+  /** renews this proxy's certificate while it is subscribed */
+  rotator?: CertRotator
 }
 
 /** A proxy's sync state; `rejected` is set while its last refusal is newer than what it acked. */
@@ -191,7 +200,10 @@ export class ConfigDistributor {
     this.stopped = true
     this.unwatch?.()
     if (this.timer) clearTimeout(this.timer)
-    for (const s of this.subs.values()) s.res.end()
+    for (const s of this.subs.values()) {
+      s.rotator?.stop()
+      s.res.end()
+    }
     this.subs.clear()
     for (const w of this.waiters) {
       clearTimeout(w.timer)
@@ -323,16 +335,31 @@ export class ConfigDistributor {
     }
     const identity = this.identityOf(id, kind, q, req.headers['x-mesh-proxy-identity'])
     let secret: WorkloadSecret | undefined
-    if (this.o.issueSecret) {
+    let sub: Subscriber | undefined
+    let rotator: CertRotator | undefined
+    const issue = this.o.issueSecret
+    if (issue) {
+      rotator = new CertRotator({
+        issue: () => issue(identity),
+        renewFraction: this.o.renewFraction,
+        // renewals go down the same stream; the proxy swaps contexts for new connections only
+        onRotate: (next, previous) => {
+          if (!previous || !sub) return
+          if (this.write(sub, {type: 'secret', secret: next})) this.log(`xds: renewed the certificate of ${id} (${next.spiffeId}, valid until ${next.notAfter})`)
+        },
+        onError: (e) => this.log(`xds: renewing the certificate of ${id} failed, retrying: ${(e as Error).message}`),
+      })
       try {
-        secret = await this.o.issueSecret(identity)
+        secret = await rotator.start()
       } catch (e) {
+        rotator.stop()
         this.log(`xds: no certificate for ${id}: ${(e as Error).message}`)
         json(res, 500, status(500, 'InternalError', `could not issue a workload certificate for ${id}: ${(e as Error).message}`))
         return
       }
     }
     if (this.stopped || req.destroyed) {
+      rotator?.stop()
       res.end()
       return
     }
@@ -341,17 +368,21 @@ export class ConfigDistributor {
     res.writeHead(200, {'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff'})
     res.socket?.setNoDelay(true)
     res.socket?.setKeepAlive(true, 15_000)
-    const sub: Subscriber = {identity, res, sent: 0, acked: 0, connectedAt: new Date().toISOString()}
+    sub = {identity, res, sent: 0, acked: 0, connectedAt: new Date().toISOString(), rotator}
+    const self = sub
     this.subs.set(id, sub)
     const drop = () => {
-      if (this.subs.get(id) === sub) {
+      self.rotator?.stop()
+      if (this.subs.get(id) === self) {
         this.subs.delete(id)
         this.checkWaiters()
       }
     }
     res.on('close', drop)
     req.on('close', drop)
-    if (secret) this.write(sub, {type: 'secret', secret})
+    // a renewal may have landed while the stream was being set up
+    const first = rotator?.current ?? secret
+    if (first) this.write(sub, {type: 'secret', secret: first})
     this.send(sub, {type: 'config', generation: this.current.generation, snapshot: this.current})
     this.log(`xds: ${kind} ${id} subscribed (generation ${this.current.generation})`)
   }

@@ -7,7 +7,7 @@ import type {Server} from 'node:https'
 import {join} from 'node:path'
 import {createServer, type AddressInfo} from 'node:net'
 import {pathToFileURL} from 'node:url'
-import {EXIT, MeshError, isMeshError, unavailable} from '../lib/errors.js'
+import {EXIT, MeshError, invalid, isMeshError, unavailable} from '../lib/errors.js'
 import {istioAdmission} from './admission.js'
 import {createApiServer} from './api/server.js'
 import {createServingCa} from './api/serving-cert.js'
@@ -47,6 +47,11 @@ export interface MeshdOptions {
   fsync?: boolean
   /** start the ingress gateway process (default true; only with the process runtime) */
   gateway?: boolean
+  /**
+   * lifetime of workload certificates in seconds (default: env MESH_WORKLOAD_CERT_TTL_SECONDS,
+   * else 1 h); each is renewed at half its lifetime. Short values are for rotation tests.
+   */
+  workloadCertTtlSeconds?: number
 }
 
 export interface MeshdHandle {
@@ -79,6 +84,7 @@ export async function startMeshd(opts: MeshdOptions): Promise<MeshdHandle> {
     const store = await FileStore.open({dir: paths.storeDir, fsync: opts.fsync ?? true, initialNamespaces: SEED_NAMESPACES})
     cleanups.push(() => store.close())
     const tls = await createServingCa(join(paths.pkiDir, 'api'))
+    const workloadTtl = workloadCertTtl(opts.workloadCertTtlSeconds, process.env.MESH_WORKLOAD_CERT_TTL_SECONDS)
     // the mesh CA (and its crypto library) loads on the first proxy subscription, not at start
     let meshCa: Promise<MeshCa> | undefined
     const issueSecret = async (id: ProxyIdentity): Promise<WorkloadSecret> => {
@@ -88,7 +94,7 @@ export async function startMeshd(opts: MeshdOptions): Promise<MeshdHandle> {
           meshCa = undefined // try again on the next subscription
           throw e
         })
-      return (await meshCa).issueFor(id.namespace, id.serviceAccount)
+      return (await meshCa).issueFor(id.namespace, id.serviceAccount, workloadTtl === undefined ? {} : {ttlSeconds: workloadTtl})
     }
 
     const distributor = new ConfigDistributor({store, issueSecret, log})
@@ -186,6 +192,22 @@ async function chooseRuntime(
     }
   }
   return {runtime: new VirtualPodRuntime(), kind: 'virtual'}
+}
+
+/** The workload certificate TTL from the option or the env var; undefined = the CA's default (1 h). */
+export function workloadCertTtl(option: number | undefined, env: string | undefined): number | undefined {
+  const raw = option ?? (env === undefined || env.trim() === '' ? undefined : Number(env))
+  if (raw === undefined) return undefined
+  // below 2 s a renewal at half the lifetime would race the expiry itself
+  if (!Number.isInteger(raw) || raw < 2 || raw > 90 * 24 * 3600) {
+    throw invalid(
+      'MESH_CERT_TTL_INVALID',
+      `MESH_WORKLOAD_CERT_TTL_SECONDS "${option ?? env}" is not a whole number of seconds in 2..7776000`,
+      'unset it for the default (3600), or give e.g. 6 to watch certificates rotate every 3 s',
+      'MESH_WORKLOAD_CERT_TTL_SECONDS',
+    )
+  }
+  return raw
 }
 
 // ------------------------------------------------------------------ pid lock

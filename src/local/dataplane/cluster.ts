@@ -59,6 +59,10 @@ export interface UpstreamHost extends LbHost {
   rqTotal: number
   monitor: HostMonitor | undefined
   pool: HostPool<UpstreamConnection> | undefined
+  /** transportKey() of the upstream TLS choice the pool was opened with */
+  poolTransport?: string
+  /** the newest TLS session the host handed out, and the client context it belongs to */
+  tlsSession?: {data: Buffer; context: tls.SecureContext | undefined}
   /** telemetry labels cached by the proxy */
   tags?: unknown
 }
@@ -188,18 +192,43 @@ export class Cluster {
     const limits: PoolLimits = this.spec.policy.pool
     const env = this.env
     const info = this.info
-    const pool: HostPool<UpstreamConnection> = new HostPool<UpstreamConnection>(this.rm, this.stats, (p) =>
-      new UpstreamConnection(p, {
+    h.poolTransport = transportKey(env.upstreamTls?.(h.endpoint, info))
+    const pool: HostPool<UpstreamConnection> = new HostPool<UpstreamConnection>(this.rm, this.stats, (p) => {
+      const t = env.upstreamTls?.(h.endpoint, info)
+      // Resume the host's last TLS session (as Envoy's upstream TLS session cache does): it skips
+      // the certificate exchange and signatures, which are most of a new mTLS connection's cost.
+      // Only with the same client context, so a rotated certificate gets a full handshake.
+      const s = h.tlsSession
+      const resume = t && s && s.context === t.secureContext ? {...t, session: s.data} : t
+      return new UpstreamConnection(p, {
         address: h.address,
         port: h.port,
         localAddress: env.localAddress,
         connectTimeoutMs: limits.connectTimeoutMs,
         idleTimeoutMs: limits.idleTimeoutMs,
-        tls: env.upstreamTls?.(h.endpoint, info),
-      }),
-    )
+        tls: resume,
+        onSession: t ? (data) => (h.tlsSession = {data, context: t.secureContext}) : undefined,
+      })
+    })
     h.pool = pool
     return pool
+  }
+
+  /**
+   * After a config push: a host whose upstream transport changed (auto mTLS now plaintext because
+   * the server port became DISABLE, a DestinationRule `tls` mode change) gets a fresh pool; the
+   * old one drains (idle connections close, in-flight requests finish), as Envoy drains the
+   * connection pools of an updated cluster. Certificate rotation alone keeps the pool.
+   */
+  revalidateTransport(): void {
+    for (const h of this.hosts) {
+      if (!h.pool || h.poolTransport === undefined) continue
+      if (transportKey(this.env.upstreamTls?.(h.endpoint, this.info)) === h.poolTransport) continue
+      this.retire(h.pool)
+      h.pool = undefined
+      h.poolTransport = undefined
+      h.tlsSession = undefined
+    }
   }
 
   private retire(pool: HostPool<UpstreamConnection>): void {
@@ -280,6 +309,12 @@ export function outboundClusterSpecs(snapshot: MeshSnapshot, proxyNamespace: str
   return out
 }
 
+/** What identifies an upstream transport apart from key material (which rotates under open connections). */
+export function transportKey(o: tls.ConnectionOptions | undefined): string {
+  if (!o) return 'plaintext'
+  return ['tls', o.servername ?? '', (o.ALPNProtocols as string[] | undefined)?.join(',') ?? '', o.cert || o.secureContext ? 'client-cert' : '', o.rejectUnauthorized === false ? 'insecure' : ''].join('|')
+}
+
 /** Policy of clusters that no DestinationRule shapes (inbound, passthrough). */
 export const PLAIN_POLICY: ClusterPolicy = {lb: {kind: 'ROUND_ROBIN'}, pool: DEFAULT_POOL, key: 'plain'}
 
@@ -318,6 +353,7 @@ export class ClusterManager {
       const cur = this.clusters.get(spec.name)
       if (cur && cur.policy.key === spec.policy.key) {
         cur.updateEndpoints(spec)
+        cur.revalidateTransport()
         continue
       }
       if (cur) {

@@ -142,6 +142,8 @@ interface Listener {
   routePort: number
   inboundCluster?: Cluster
   localAddress: string
+  /** inbound: open downstream connections (plain sockets or TLS sockets) and their transport */
+  conns?: Map<net.Socket, {mtls: boolean}>
 }
 
 interface State {
@@ -271,7 +273,7 @@ class Engine implements Proxy {
     const mode: MtlsMode = this.security.tlsPolicy(l.routePort)
     socket.on('error', () => socket.destroy())
     if (mode === 'DISABLE') {
-      this.plaintextPeer(socket)
+      this.plaintextPeer(socket, l)
       l.http.emit('connection', socket)
       return
     }
@@ -292,15 +294,46 @@ class Engine implements Proxy {
         if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy()
         else socket.destroy()
       } else {
-        this.plaintextPeer(socket)
+        this.plaintextPeer(socket, l)
         l.http.emit('connection', socket)
         socket.resume()
       }
     })
   }
 
-  private plaintextPeer(socket: net.Socket): void {
+  private plaintextPeer(socket: net.Socket, l: Listener): void {
     ;(socket as any)[kPeer] = {ip: stripV6(socket.remoteAddress), mtls: false} satisfies Peer
+    this.trackInbound(l, socket, false)
+  }
+
+  private trackInbound(l: Listener, stream: net.Socket, mtls: boolean): void {
+    const conns = (l.conns ??= new Map())
+    conns.set(stream, {mtls})
+    stream.once('close', () => conns.delete(stream))
+  }
+
+  /**
+   * After a PeerAuthentication change, connections whose transport the port no longer accepts
+   * (plaintext under STRICT, mTLS under DISABLE) are drained as Envoy drains the connections of
+   * a removed filter chain: idle ones close now, busy ones after their response (Connection: close).
+   */
+  private drainInbound(): void {
+    for (const l of this.listeners) {
+      if (l.role !== 'inbound' || !l.conns || l.conns.size === 0) continue
+      const mode = this.security.tlsPolicy(l.routePort)
+      for (const [stream, c] of l.conns) {
+        if (c.mtls ? mode !== 'DISABLE' : mode !== 'STRICT') continue
+        l.conns.delete(stream)
+        const res = (stream as any)._httpMessage as http.ServerResponse | null | undefined
+        if (!res) {
+          stream.destroy()
+          continue
+        }
+        if (!res.headersSent) res.shouldKeepAlive = false
+        res.once('finish', () => stream.end())
+        res.once('close', () => stream.destroy())
+      }
+    }
   }
 
   /** The listener's TLS server with the provider's current certificate; undefined while it has none. */
@@ -318,6 +351,7 @@ class Engine implements Proxy {
         }
         const id = this.security.peerFromTls ? this.security.peerFromTls(ts) : peerFromCertificate(ts)
         ;(ts as any)[kPeer] = {ip: stripV6(ts.remoteAddress), mtls: true, principal: id.principal, namespace: id.namespace} satisfies Peer
+        this.trackInbound(l, ts, true)
         l.http.emit('connection', ts)
       })
       server.on('tlsClientError', () => {})
@@ -383,6 +417,7 @@ class Engine implements Proxy {
     this.peerTags.clear()
     this.selfTagsMtls = {...this.selfTags, principal: this.security.ownPrincipal?.() ?? spiffeId(snapshot.trustDomain || 'cluster.local', this.identity.namespace, this.identity.serviceAccount)}
     this.state = {snapshot, generation: snapshot.generation, sidecarTable, gatewayTables, endpointsByIp, services, inboundService, warnings, appliedAt: new Date().toISOString()}
+    this.drainInbound()
     return {generation: snapshot.generation, warnings, clusters}
   }
 

@@ -9,7 +9,7 @@ import type {AuthzDecision, AuthzRequest, MtlsMode, Peer, SecurityProvider, Upst
 import {DEFAULT_TRUST_DOMAIN, spiffeIdFor} from '../../pki/spiffe.js'
 import {evaluate, type PolicyDecision} from './authz.js'
 import {DEFAULT_ROOT_NAMESPACE, effectiveMtlsMode, upstreamTlsMode, type DestinationRuleTls, type UpstreamTlsMode} from './peer-authentication.js'
-import {chainsToRoot, clientTlsOptions, identityFromCertDer, istioOutboundSni, serverContextOptions, xfccElement, type PeerIdentity} from './tls.js'
+import {chainsToRoot, clientSecureContext, clientTlsOptions, identityFromCertDer, istioOutboundSni, serverContextOptions, xfccElement, type PeerIdentity} from './tls.js'
 
 export interface SecurityProviderDeps {
   /** the proxy this provider serves */
@@ -196,10 +196,14 @@ export class MeshSecurityProvider implements SecurityProvider {
             : spiffeIdFor(endpoint.namespace, endpoint.serviceAccount, this.trustDomain())
         return {
           mode,
-          options: clientTlsOptions(secret, {
-            expectedSpiffeIds: expected,
-            servername: drTls?.sni ?? istioOutboundSni(cluster.host, cluster.port, cluster.subset ?? ''),
-          }),
+          options: {
+            ...clientTlsOptions(secret, {
+              expectedSpiffeIds: expected,
+              servername: drTls?.sni ?? istioOutboundSni(cluster.host, cluster.port, cluster.subset ?? ''),
+            }),
+            // built once per certificate; tls.connect then ignores the PEM fields
+            secureContext: clientSecureContext(secret),
+          },
         }
       }
       case 'SIMPLE':

@@ -81,7 +81,13 @@ export function spiffeServerIdentityCheck(
 ): (hostname: string, cert: tls.PeerCertificate) => Error | undefined {
   const want = new Set(typeof expected === 'string' ? [expected] : expected)
   return (_hostname, cert) => {
-    const uris = cert?.raw ? uriSans(new x509.X509Certificate(cert.raw)) : []
+    // Node's parsed SAN string ("URI:spiffe://…, DNS:…") is enough for SPIFFE URIs (no commas);
+    // parsing the DER again costs more than the rest of the check
+    const uris = cert?.subjectaltname
+      ? cert.subjectaltname.split(', ').filter((p) => p.startsWith('URI:')).map((p) => p.slice(4))
+      : cert?.raw
+        ? uriSans(new x509.X509Certificate(cert.raw))
+        : []
     if (uris.some((u) => want.has(u))) return undefined
     const err = new Error(
       `peer identity mismatch: server presented ${uris.length > 0 ? uris.join(', ') : 'no URI SAN'}, expected ${[...want].join(' or ')}`,
@@ -98,7 +104,26 @@ export interface ClientTlsOptionsInput {
   servername?: string
 }
 
-/** Client options for a connection from a sidecar/gateway to a mesh server (ISTIO_MUTUAL). */
+const clientContexts = new WeakMap<WorkloadSecret, tls.SecureContext>()
+
+/**
+ * The client SecureContext of a workload certificate, built once per secret: building one from
+ * PEM costs milliseconds, which every new upstream connection would otherwise pay. A rotated
+ * secret is a new object, so new connections pick up the new certificate.
+ */
+export function clientSecureContext(secret: WorkloadSecret): tls.SecureContext {
+  let ctx = clientContexts.get(secret)
+  if (!ctx) {
+    ctx = tls.createSecureContext({key: secret.privateKeyPem, cert: secret.certChainPem, ca: secret.rootCaPem, minVersion: 'TLSv1.2'})
+    clientContexts.set(secret, ctx)
+  }
+  return ctx
+}
+
+/**
+ * Client options for a connection from a sidecar/gateway to a mesh server (ISTIO_MUTUAL), as
+ * PEM. Proxies add `secureContext: clientSecureContext(secret)` so tls.connect skips the PEM.
+ */
 export function clientTlsOptions(secret: WorkloadSecret, input: ClientTlsOptionsInput): tls.ConnectionOptions {
   return {
     key: secret.privateKeyPem,
@@ -123,8 +148,24 @@ function subjectOf(cert: x509.X509Certificate): string {
   return cert.subjectName.toString()
 }
 
-/** Identity from a peer certificate DER; undefined when it carries no Istio SPIFFE URI. */
+const identityCache = new Map<string, PeerIdentity | null>()
+
+/**
+ * Identity from a peer certificate DER; undefined when it carries no Istio SPIFFE URI. Parsing
+ * with the X.509 library costs about a millisecond and a peer presents the same certificate on
+ * every connection until it rotates, so results are kept for recently seen certificates.
+ */
 export function identityFromCertDer(der: Buffer, trustDomain?: string): PeerIdentity | undefined {
+  const key = `${trustDomain ?? ''}|${der.toString('base64')}`
+  const hit = identityCache.get(key)
+  if (hit !== undefined) return hit ? {...hit} : undefined
+  const id = parseIdentity(der, trustDomain)
+  if (identityCache.size >= 512) identityCache.clear()
+  identityCache.set(key, id ?? null)
+  return id ? {...id} : undefined
+}
+
+function parseIdentity(der: Buffer, trustDomain?: string): PeerIdentity | undefined {
   let cert: x509.X509Certificate
   try {
     cert = new x509.X509Certificate(der)
@@ -140,7 +181,7 @@ export function identityFromCertDer(der: Buffer, trustDomain?: string): PeerIden
       trustDomain: id.trustDomain,
       namespace: id.namespace,
       serviceAccount: id.serviceAccount,
-      certDer: der,
+      certDer: Buffer.from(der),
       subject: subjectOf(cert),
     }
   }

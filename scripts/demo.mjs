@@ -23,7 +23,7 @@ const mesh = (...args) => {
   sh(process.execPath, [bin, ...args])
 }
 
-sh('npm', ['run', '--silent', 'build'])
+if (process.env.MESH_DEMO_SKIP_BUILD !== '1') sh('npm', ['run', '--silent', 'build'])
 mesh('lab', 'up')
 for (const w of ['90/10', '50/50', '0/100']) {
   mesh('canary', 'shift', w)

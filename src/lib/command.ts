@@ -19,8 +19,12 @@ export abstract class MeshCommand<T> extends Command {
     return detectMode(this.jsonEnabled())
   }
 
+  private progressUi?: Progress
+
+  /** One progress object per run: a spinner started by stage() must be the one succeed() stops. */
   protected get ui(): Progress {
-    return progress(this.mode)
+    this.progressUi ??= progress(this.mode)
+    return this.progressUi
   }
 
   protected get c() {

@@ -56,6 +56,25 @@ describe('canary', () => {
     expect(st.json.result.position).toMatchObject({onPlan: true, step: 2})
   })
 
+  it('in a real terminal the spinner stops and the command exits', async () => {
+    // a spinner that is never stopped keeps node alive: the command would print and then hang
+    const session = `mesh-tty-${process.pid}`
+    const socket = join(home, 'tmux.sock')
+    const cmd = `env -u CI MESH_HOME=${home} node ${join(ROOT, 'bin', 'run.js')} canary shift 90/10; echo EXIT=$?`
+    await execa('tmux', ['-S', socket, 'new-session', '-d', '-x', '120', '-y', '30', '-s', session, cmd + '; sleep 60'])
+    try {
+      let screen = ''
+      for (let i = 0; i < 150 && !/EXIT=\d+/.test(screen); i++) {
+        await new Promise((r) => setTimeout(r, 200))
+        screen = (await execa('tmux', ['-S', socket, 'capture-pane', '-p', '-t', session])).stdout
+      }
+      expect(screen).toMatch(/EXIT=0/)
+      expect(screen).toContain('90/10')
+    } finally {
+      await execa('tmux', ['-S', socket, 'kill-server'], {reject: false})
+    }
+  })
+
   it('bad input exits 65 with the domain code and changes nothing', async () => {
     const before = await istioVersions(client)
     const cases: Array<[string[], string]> = [

@@ -2,20 +2,14 @@
 // server-side apply with field manager `mesh`, get/list/delete, watch, waits that survive
 // dropped watches, and raw requests for meshd's /mesh/v1 endpoints. Objects come back as the
 // server sent them (plain JSON), and every failure is a MeshError with a code (ADR 0034).
-import {AsyncLocalStorage} from 'node:async_hooks'
+// Requests go out over node:https with kept-alive connections; @kubernetes/client-node is only
+// loaded to read a real kubeconfig and authenticate with it (exec plugins, OIDC, proxies), since
+// importing it costs more than a whole embedded command (ADR 0150).
 import http from 'node:http'
 import https from 'node:https'
-import {
-  ApiException,
-  HttpMethod,
-  KubeConfig,
-  KubernetesObjectApi,
-  PatchStrategy,
-  Watch,
-  type KubernetesObject,
-  type RequestContext,
-  type ResponseContext,
-} from '@kubernetes/client-node'
+import {readFileSync} from 'node:fs'
+import type {KubeConfig} from '@kubernetes/client-node'
+import {load} from 'js-yaml'
 import {EXIT, MeshError, type FieldCause} from '../lib/errors.js'
 import {KUBE_CONTEXT} from '../local/home.js'
 import {kubeConfigFor} from './kubeconfig.js'
@@ -53,6 +47,8 @@ export interface ApplyOptions {
   force?: boolean
   /** server-side dry run: validated and defaulted, not stored */
   dryRun?: boolean
+  /** the objects as just read, in the same order (undefined = missing): apply skips reading them again */
+  current?: Array<KubeObject | undefined>
 }
 
 export interface ApplyResult {
@@ -114,53 +110,142 @@ export interface RequestOptions {
 
 const DEFAULT_WAIT_MS = 60_000
 
-/** KubernetesObjectApi that returns the server's JSON untouched and sends applied objects verbatim. */
-class RawObjectApi extends KubernetesObjectApi {
-  /** the exact object being applied: client-node's typed serializer may drop fields it does not know */
-  readonly body = new AsyncLocalStorage<KubernetesObject>()
-
-  static make(kc: KubeConfig): RawObjectApi {
-    const api = kc.makeApiClient(RawObjectApi)
-    api.setDefaultNamespace(kc)
-    return api
+/** An answer outside 2xx from the API server; `body` is its text (usually a Status object). */
+export class ApiStatusError extends Error {
+  constructor(
+    readonly code: number,
+    readonly body: string,
+    what = 'Unsuccessful HTTP Request',
+  ) {
+    super(`HTTP ${code}: ${what}`)
+    this.name = 'ApiStatusError'
   }
+}
 
-  async collectionPath(apiVersion: string, kind: string, namespace?: string): Promise<{path: string; namespaced: boolean; resource: string}> {
-    const r = await this.resource(apiVersion, kind)
-    if (!r) throw unknownKind(apiVersion, kind)
-    const base = this.apiVersionPath(apiVersion)
-    const path = r.namespaced && namespace ? `${base}/namespaces/${encodeURIComponent(namespace)}/${r.name}` : `${base}/${r.name}`
-    return {path, namespaced: r.namespaced, resource: r.name}
+/** Where an API server is and how to authenticate to it. */
+export interface KubeConnection {
+  /** the kubeconfig context this connection stands for */
+  context: string
+  /** API server URL */
+  server: string
+  /** namespace for namespaced objects given without one (the context's, else `default`) */
+  namespace: string
+  /** adds TLS trust, client certificates and auth headers to a request */
+  authorize(opts: https.RequestOptions): Promise<void>
+  /** client-node's view of the same config, for code that needs one (loaded on first use) */
+  kubeConfig(): KubeConfig
+}
+
+interface ApiResource {
+  name: string
+  kind: string
+  namespaced: boolean
+}
+
+interface HttpAnswer {
+  status: number
+  text: string
+}
+
+interface SendOptions {
+  method?: string
+  query?: Record<string, string | number | boolean | undefined>
+  body?: string
+  contentType?: string
+  timeoutMs?: number
+}
+
+const ACCEPT = 'application/json, */*;q=0.8'
+const RETRYABLE = new Set(['ECONNRESET', 'EPIPE'])
+
+/**
+ * Kept-alive connections (and TLS sessions) shared by every client of the process. No socket
+ * limit: watches and long polls hold theirs for as long as they last. Idle sockets close after
+ * 5 s and do not keep the process alive.
+ */
+const AGENT_OPTIONS = {keepAlive: true, timeout: 5000, scheduling: 'lifo'} as const
+const agents = {http: new http.Agent(AGENT_OPTIONS), https: new https.Agent(AGENT_OPTIONS)}
+
+/** A connection from a client-node KubeConfig: its auth rules, our transport. */
+function connectionFromKubeConfig(kc: KubeConfig): KubeConnection {
+  const context = kc.getCurrentContext()
+  const cluster = kc.getCurrentCluster()
+  return {
+    context,
+    server: cluster?.server ?? '',
+    namespace: kc.getContextObject(context)?.namespace || 'default',
+    authorize: async (opts) => {
+      await kc.applyToHTTPSOptions(opts)
+      // client-node builds an agent per request; only a proxy needs its agent, otherwise the
+      // shared keep-alive agent reuses connections (the TLS options stay on the request)
+      if (!cluster?.proxyUrl) opts.agent = (cluster?.server ?? '').startsWith('http:') ? agents.http : agents.https
+    },
+    kubeConfig: () => kc,
   }
+}
 
-  override async requestPromise<T extends KubernetesObject>(ctx: RequestContext, type?: string, options?: Parameters<KubernetesObjectApi['patch']>[6]): Promise<T> {
-    const raw = this.body.getStore()
-    if (raw && ctx.getHttpMethod() === HttpMethod.PATCH) ctx.setBody(JSON.stringify(raw))
-    return super.requestPromise<T>(ctx, type, options)
+/**
+ * The connection for a kubeconfig of the shape meshd writes (one https server, its CA inline, a
+ * bearer token), read without client-node; undefined for anything else.
+ */
+function simpleConnection(path: string, contextName: string | undefined): KubeConnection | undefined {
+  let doc: {
+    clusters?: Array<{name?: string; cluster?: Record<string, unknown>}>
+    users?: Array<{name?: string; user?: Record<string, unknown>}>
+    contexts?: Array<{name?: string; context?: {cluster?: string; user?: string; namespace?: string}}>
+    'current-context'?: string
   }
-
-  protected override async processResponse<T extends KubernetesObject>(response: ResponseContext, type?: string): Promise<T> {
-    if (response.httpStatusCode >= 200 && response.httpStatusCode <= 299 && type !== 'V1APIResourceList') {
-      const text = await response.body.text()
-      return (text ? JSON.parse(text) : {}) as T
-    }
-    return super.processResponse<T>(response, type)
+  try {
+    doc = load(readFileSync(path, 'utf8')) as typeof doc
+  } catch {
+    return undefined
+  }
+  if (!doc || typeof doc !== 'object') return undefined
+  const name = contextName ?? doc['current-context']
+  const ctx = doc.contexts?.find((c) => c?.name === name)?.context
+  const cluster = doc.clusters?.find((c) => c?.name === ctx?.cluster)?.cluster
+  const user = doc.users?.find((u) => u?.name === ctx?.user)?.user
+  if (!name || !ctx || !cluster || !user) return undefined
+  const server = cluster.server
+  const ca = cluster['certificate-authority-data']
+  const token = user.token
+  // anything beyond server + inline CA + token (exec, client certificates, proxies…) is client-node's job
+  const plain = (o: Record<string, unknown>, allowed: string[]) => Object.keys(o).every((k) => allowed.includes(k))
+  if (typeof server !== 'string' || !server.startsWith('https://') || typeof ca !== 'string' || typeof token !== 'string' || token === '') return undefined
+  if (!plain(cluster, ['server', 'certificate-authority-data']) || !plain(user, ['token'])) return undefined
+  const caPem = Buffer.from(ca, 'base64')
+  let kc: KubeConfig | undefined
+  return {
+    context: name,
+    server: server.replace(/\/$/, ''),
+    namespace: ctx.namespace || 'default',
+    authorize: async (opts) => {
+      opts.ca = caPem
+      opts.headers = {...opts.headers, Authorization: `Bearer ${token}`}
+      opts.agent = agents.https
+    },
+    kubeConfig: () => (kc ??= kubeConfigFor({kubeconfig: path, ...(contextName ? {context: contextName} : {})}).kc),
   }
 }
 
 export class KubeClient {
-  readonly kc: KubeConfig
   /** the kubeconfig context in use */
   readonly context: string
   /** the API server URL of that context */
   readonly server: string
-  private readonly api: RawObjectApi
+  private readonly conn: KubeConnection
+  /** discovery answers per apiVersion, as client-node caches them */
+  private readonly resources = new Map<string, ApiResource[]>()
 
-  constructor(kc: KubeConfig) {
-    this.kc = kc
-    this.context = kc.getCurrentContext()
-    this.server = kc.getCurrentCluster()?.server ?? ''
-    this.api = RawObjectApi.make(kc)
+  constructor(kc: KubeConfig | KubeConnection) {
+    this.conn = isConnection(kc) ? kc : connectionFromKubeConfig(kc)
+    this.context = this.conn.context
+    this.server = this.conn.server
+  }
+
+  /** client-node's config for this client (loads client-node; for code that needs its API classes) */
+  get kc(): KubeConfig {
+    return this.conn.kubeConfig()
   }
 
   /**
@@ -172,30 +257,39 @@ export class KubeClient {
     return new KubeClient(kc)
   }
 
+  /**
+   * A client for the kubeconfig meshd writes (server, inline CA, token) without loading
+   * client-node; any other kubeconfig goes through fromKubeconfig and its checks.
+   */
+  static forEmbedded(path: string, context?: string): KubeClient {
+    const conn = simpleConnection(path, context)
+    return conn ? new KubeClient(conn) : KubeClient.fromKubeconfig(path, context)
+  }
+
   // ---------------------------------------------------------------- objects
 
-  /** Server-side apply of each object in order (field manager `mesh`). Conflicts → MESH_APPLY_CONFLICT. */
+  /**
+   * Server-side apply of each object in order (field manager `mesh`). Conflicts → MESH_APPLY_CONFLICT.
+   * `opts.current` (the objects as just read, same order; undefined = missing) saves the read
+   * each apply otherwise starts with.
+   */
   async apply(objects: KubeObject | KubeObject[], opts: ApplyOptions = {}): Promise<ApplyResult[]> {
     const list = Array.isArray(objects) ? objects : [objects]
     const results: ApplyResult[] = []
-    for (const obj of list) {
+    for (const [i, obj] of list.entries()) {
       const ref = refOf(obj)
-      const before = await this.get(ref)
+      const before = opts.current && i < opts.current.length ? opts.current[i] : await this.get(ref)
       const body = {...obj, metadata: {...obj.metadata}} as KubeObject
       delete body.metadata.resourceVersion
       delete body.metadata.managedFields
-      const after = await this.call(`apply ${describe(ref)}`, () =>
-        this.api.body.run(body as KubernetesObject, () =>
-          this.api.patch(
-            body as KubernetesObject,
-            undefined,
-            opts.dryRun ? 'All' : undefined,
-            opts.fieldManager ?? 'mesh',
-            opts.force ?? false,
-            PatchStrategy.ServerSideApply,
-          ),
-        ),
-      ) as unknown as KubeObject
+      const after = await this.call(`apply ${describe(ref)}`, async () =>
+        this.json<KubeObject>(await this.objectPath(body, 'patch'), {
+          method: 'PATCH',
+          contentType: 'application/apply-patch+yaml',
+          body: JSON.stringify(body),
+          query: {...(opts.dryRun ? {dryRun: 'All'} : {}), fieldManager: opts.fieldManager ?? 'mesh', force: opts.force ?? false},
+        }),
+      )
       let action: ApplyResult['action']
       if (!before) action = 'created'
       else if (opts.dryRun) action = sameContent(before, after) ? 'unchanged' : 'configured'
@@ -208,9 +302,9 @@ export class KubeClient {
   /** The object, or undefined when it does not exist. */
   async get<T extends KubeObject = KubeObject>(ref: ObjectRef): Promise<T | undefined> {
     try {
-      return (await this.api.read({apiVersion: ref.apiVersion, kind: ref.kind, metadata: {name: ref.name, namespace: ref.namespace}})) as unknown as T
+      return await this.json<T>(await this.objectPath({apiVersion: ref.apiVersion, kind: ref.kind, metadata: {name: ref.name, namespace: ref.namespace}}, 'read'))
     } catch (e) {
-      if (e instanceof ApiException && e.code === 404) return undefined
+      if (e instanceof ApiStatusError && e.code === 404) return undefined
       throw this.toError(e, `get ${describe(ref)}`)
     }
   }
@@ -223,64 +317,84 @@ export class KubeClient {
   /** Deletes the object; false when it did not exist (and ignoreNotFound, the default). */
   async delete(ref: ObjectRef, opts: DeleteOptions = {}): Promise<boolean> {
     try {
-      await this.api.delete(
-        {apiVersion: ref.apiVersion, kind: ref.kind, metadata: {name: ref.name, namespace: ref.namespace}},
-        undefined,
-        opts.dryRun ? 'All' : undefined,
-        undefined,
-        undefined,
-        opts.propagationPolicy ?? 'Background',
-      )
+      const path = await this.objectPath({apiVersion: ref.apiVersion, kind: ref.kind, metadata: {name: ref.name, namespace: ref.namespace}}, 'delete')
+      await this.json(path, {method: 'DELETE', query: {...(opts.dryRun ? {dryRun: 'All'} : {}), propagationPolicy: opts.propagationPolicy ?? 'Background'}})
       return true
     } catch (e) {
-      if (e instanceof ApiException && e.code === 404 && opts.ignoreNotFound !== false) return false
+      if (e instanceof ApiStatusError && e.code === 404 && opts.ignoreNotFound !== false) return false
       throw this.toError(e, `delete ${describe(ref)}`)
     }
   }
 
   /** Streams watch events until stop() or until the server ends the watch (see `done`). */
   async watch(apiVersion: string, kind: string, opts: WatchOptions, onEvent: (type: WatchEventType, obj: KubeObject) => void): Promise<WatchHandle> {
-    const {path} = await this.call(`watch ${kind}`, () => this.api.collectionPath(apiVersion, kind, opts.namespace))
+    const {path} = await this.call(`watch ${kind}`, () => this.collectionPath(apiVersion, kind, opts.namespace))
     let finish!: (err?: unknown) => void
     const done = new Promise<void>((resolve, reject) => {
       finish = (err) => (err ? reject(this.toError(err, `watch ${kind}`)) : resolve())
     })
     done.catch(() => undefined)
     let stopped = false
-    const query: Record<string, string | boolean | undefined> = {
+    let req: http.ClientRequest | undefined
+    const end = (err?: unknown) => {
+      if (stopped) return
+      stopped = true
+      req?.destroy()
+      finish(err)
+    }
+    const query = {
+      watch: true,
       allowWatchBookmarks: false,
       ...(opts.labelSelector ? {labelSelector: opts.labelSelector} : {}),
       ...(opts.fieldSelector ? {fieldSelector: opts.fieldSelector} : {}),
       ...(opts.resourceVersion ? {resourceVersion: opts.resourceVersion} : {}),
     }
-    const controller = await new Watch(this.kc).watch(
-      path,
-      query,
-      (phase, obj) => {
-        if (stopped) return
-        if (phase === 'ERROR') {
-          // e.g. 410 Expired: the caller re-lists
-          stopped = true
-          controller?.abort()
-          finish(new ApiException((obj as {code?: number})?.code ?? 500, 'watch error', JSON.stringify(obj), {}))
-          return
-        }
-        if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') onEvent(phase, obj as KubeObject)
-      },
-      (err) => {
-        stopped = true
-        finish(err && !(err instanceof Error && err.name === 'AbortError') ? err : undefined)
-      },
-    )
-    return {
-      stop: () => {
-        if (stopped) return
-        stopped = true
-        controller.abort()
-        finish()
-      },
-      done,
+    try {
+      const {url, options} = await this.prepare(path, {query})
+      await new Promise<void>((resolve) => {
+        req = (url.protocol === 'http:' ? http : https).request(url, options, (res) => {
+          resolve()
+          if (res.statusCode !== 200) {
+            res.resume()
+            end(Object.assign(new Error(res.statusMessage || http.STATUS_CODES[res.statusCode ?? 500] || 'Internal Server Error'), {statusCode: res.statusCode}))
+            return
+          }
+          res.setEncoding('utf8')
+          let buf = ''
+          res.on('data', (chunk: string) => {
+            buf += chunk
+            let nl: number
+            while (!stopped && (nl = buf.indexOf('\n')) >= 0) {
+              const line = buf.slice(0, nl)
+              buf = buf.slice(nl + 1)
+              let ev: {type?: string; object?: unknown}
+              try {
+                ev = JSON.parse(line) as typeof ev
+              } catch {
+                continue
+              }
+              if (ev.type === 'ERROR') {
+                // e.g. 410 Expired: the caller re-lists
+                end(new ApiStatusError((ev.object as {code?: number})?.code ?? 500, JSON.stringify(ev.object), 'watch error'))
+                return
+              }
+              if (ev.type === 'ADDED' || ev.type === 'MODIFIED' || ev.type === 'DELETED') onEvent(ev.type, ev.object as KubeObject)
+            }
+          })
+          res.on('end', () => end())
+          res.on('close', () => end())
+          res.on('error', (e) => end(e))
+        })
+        req.on('error', (e) => {
+          resolve()
+          end(e)
+        })
+        req.end()
+      })
+    } catch (e) {
+      end(e)
     }
+    return {stop: () => end(), done}
   }
 
   /**
@@ -328,29 +442,13 @@ export class KubeClient {
 
   /** A request to any path of the API server (e.g. meshd's /mesh/v1/proxy-status); JSON in and out. */
   async request<T = unknown>(path: string, opts: RequestOptions = {}): Promise<T> {
-    // the server URL may carry a path prefix (e.g. behind `kubectl proxy` or a gateway)
-    const base = new URL(this.server)
-    const url = new URL(base.origin + base.pathname.replace(/\/$/, '') + (path.startsWith('/') ? path : `/${path}`))
-    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v))
-    const reqOpts: https.RequestOptions = {method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'), headers: {Accept: 'application/json'}}
-    await this.kc.applyToHTTPSOptions(reqOpts)
+    const method = opts.method ?? (opts.body === undefined ? 'GET' : 'POST')
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body)
-    if (payload !== undefined) reqOpts.headers = {...reqOpts.headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload)}
-    const lib = url.protocol === 'http:' ? http : https
-    const {status, text} = await this.call(`${reqOpts.method} ${url.pathname}`, () =>
-      new Promise<{status: number; text: string}>((resolve, reject) => {
-        const req = lib.request(url, {...reqOpts, agent: undefined}, (res) => {
-          const chunks: Buffer[] = []
-          res.on('data', (c: Buffer) => chunks.push(c))
-          res.on('end', () => resolve({status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8')}))
-          res.on('error', reject)
-        })
-        req.on('error', reject)
-        if (opts.timeoutMs) req.setTimeout(opts.timeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${opts.timeoutMs} ms`), {code: 'ETIMEDOUT'})))
-        req.end(payload)
-      }),
+    const what = `${method} ${this.url(path).pathname}`
+    const {status, text} = await this.call(what, () =>
+      this.send(path, {method, query: opts.query, ...(payload !== undefined ? {body: payload, contentType: 'application/json'} : {}), ...(opts.timeoutMs ? {timeoutMs: opts.timeoutMs} : {})}, 'application/json'),
     )
-    if (status < 200 || status > 299) throw this.toError(new ApiException(status, 'Unsuccessful HTTP Request', text, {}), `${reqOpts.method} ${url.pathname}`)
+    if (status < 200 || status > 299) throw this.toError(new ApiStatusError(status, text), what)
     try {
       return (text ? JSON.parse(text) : undefined) as T
     } catch {
@@ -360,14 +458,105 @@ export class KubeClient {
 
   // ---------------------------------------------------------------- internals
 
+  /** The server URL (which may carry a path prefix, e.g. behind `kubectl proxy`) joined with path and query. */
+  private url(path: string, query: SendOptions['query'] = {}): URL {
+    const base = new URL(this.server)
+    const url = new URL(base.origin + base.pathname.replace(/\/$/, '') + (path.startsWith('/') ? path : `/${path}`))
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v))
+    return url
+  }
+
+  private async prepare(path: string, opts: SendOptions, accept = ACCEPT): Promise<{url: URL; options: https.RequestOptions}> {
+    const url = this.url(path, opts.query)
+    const options: https.RequestOptions = {method: opts.method ?? 'GET', headers: {Accept: accept}}
+    await this.conn.authorize(options)
+    if (opts.body !== undefined) options.headers = {...options.headers, 'Content-Type': opts.contentType ?? 'application/json', 'Content-Length': Buffer.byteLength(opts.body)}
+    return {url, options}
+  }
+
+  /** One HTTP exchange; a kept-alive connection the server closed meanwhile is retried once on a new one. */
+  private async send(path: string, opts: SendOptions, accept = ACCEPT): Promise<HttpAnswer> {
+    const {url, options} = await this.prepare(path, opts, accept)
+    const once = () =>
+      new Promise<HttpAnswer & {reused?: boolean}>((resolve, reject) => {
+        const req = (url.protocol === 'http:' ? http : https).request(url, options, (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('end', () => resolve({status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8')}))
+          res.on('error', reject)
+        })
+        req.on('error', (e) => reject(Object.assign(e, {reusedSocket: req.reusedSocket})))
+        if (opts.timeoutMs) req.setTimeout(opts.timeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${opts.timeoutMs} ms`), {code: 'ETIMEDOUT'})))
+        req.end(opts.body)
+      })
+    try {
+      return await once()
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException & {reusedSocket?: boolean}
+      if (err.reusedSocket && RETRYABLE.has(err.code ?? '')) return once()
+      throw e
+    }
+  }
+
+  /** A Kubernetes JSON request: 2xx → the parsed body; anything else → ApiStatusError. */
+  private async json<T>(path: string, opts: SendOptions = {}): Promise<T> {
+    const {status, text} = await this.send(path, opts)
+    if (status < 200 || status > 299) throw new ApiStatusError(status, text)
+    return (text ? JSON.parse(text) : {}) as T
+  }
+
+  /** `/api/v1` or `/apis/<group>/<version>` */
+  private apiVersionPath(apiVersion: string): string {
+    return `/${apiVersion.includes('/') ? 'apis' : 'api'}/${apiVersion}`
+  }
+
+  /** The resource serving `kind` in `apiVersion` (discovery, cached per client). */
+  private async resource(apiVersion: string, kind: string): Promise<ApiResource | undefined> {
+    const cached = this.resources.get(apiVersion)?.find((r) => r.kind === kind)
+    if (cached) return cached
+    try {
+      const list = await this.json<{resources?: ApiResource[]}>(this.apiVersionPath(apiVersion))
+      this.resources.set(apiVersion, list.resources ?? [])
+      return (list.resources ?? []).find((r) => r.kind === kind)
+    } catch (e) {
+      if (e instanceof Error) e.message = `Failed to fetch resource metadata for ${apiVersion}/${kind}: ${e.message}`
+      throw e
+    }
+  }
+
+  /** The path of an object (or, for list, its collection), as client-node builds it. */
+  private async objectPath(spec: {apiVersion: string; kind: string; metadata: {name?: string; namespace?: string}}, action: 'read' | 'patch' | 'delete' | 'list'): Promise<string> {
+    const r = await this.resource(spec.apiVersion, spec.kind)
+    if (!r) throw new Error(`Unrecognized API version and kind: ${spec.apiVersion} ${spec.kind}`)
+    const namespace = r.namespaced ? spec.metadata.namespace || (action === 'list' ? undefined : this.conn.namespace) : undefined
+    const parts = [this.apiVersionPath(spec.apiVersion)]
+    if (namespace) parts.push('namespaces', encodeURIComponent(namespace))
+    parts.push(r.name)
+    if (action !== 'list') {
+      if (!spec.metadata.name) throw new Error('Required spec property name is not set')
+      parts.push(encodeURIComponent(spec.metadata.name))
+    }
+    return parts.join('/').toLowerCase()
+  }
+
+  private async collectionPath(apiVersion: string, kind: string, namespace?: string): Promise<{path: string; namespaced: boolean; resource: string}> {
+    const r = await this.resource(apiVersion, kind)
+    if (!r) throw unknownKind(apiVersion, kind)
+    const base = this.apiVersionPath(apiVersion)
+    const path = r.namespaced && namespace ? `${base}/namespaces/${encodeURIComponent(namespace)}/${r.name}` : `${base}/${r.name}`
+    return {path, namespaced: r.namespaced, resource: r.name}
+  }
+
   private async listWithVersion<T extends KubeObject>(apiVersion: string, kind: string, query: ListQuery): Promise<{items: T[]; resourceVersion: string}> {
     const items: T[] = []
     let cont: string | undefined
     let resourceVersion = ''
     do {
-      const page = (await this.call(`list ${kind}`, () =>
-        this.api.list(apiVersion, kind, query.namespace, undefined, undefined, undefined, query.fieldSelector, query.labelSelector, 500, cont),
-      )) as unknown as {items?: T[]; metadata?: {continue?: string; resourceVersion?: string}}
+      const page = await this.call(`list ${kind}`, async () =>
+        this.json<{items?: T[]; metadata?: {continue?: string; resourceVersion?: string}}>(await this.objectPath({apiVersion, kind, metadata: {namespace: query.namespace}}, 'list'), {
+          query: {fieldSelector: query.fieldSelector, labelSelector: query.labelSelector, limit: 500, continue: cont},
+        }),
+      )
       for (const it of page.items ?? []) items.push({...it, apiVersion: it.apiVersion ?? apiVersion, kind: it.kind ?? kind} as T)
       cont = page.metadata?.continue || undefined
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion
@@ -433,16 +622,13 @@ export class KubeClient {
     }
   }
 
-  /** Maps client-node and network failures to MeshErrors. */
+  /** Maps API answers and network failures to MeshErrors. */
   toError(e: unknown, what: string): MeshError {
     if (e instanceof MeshError) return e
-    if (e instanceof ApiException) return apiError(e, what, this)
+    if (e instanceof ApiStatusError) return apiError(e, what, this)
     const err = e as {code?: string; message?: string; cause?: {code?: string}; type?: string}
     const code = err?.code ?? err?.cause?.code ?? ''
     const msg = err?.message ?? String(e)
-    if (/Failed to fetch resource metadata/.test(msg) && (e as {code?: number}).code === undefined) {
-      // discovery failed for a network reason; fall through to the network classification
-    }
     const network = ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'ERR_TLS_CERT_ALTNAME_INVALID']
     if (network.includes(code) || err?.type === 'system' || /ECONNREFUSED|socket hang up|ECONNRESET|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH/.test(msg)) {
       return new MeshError('MESH_CLUSTER_UNREACHABLE', `cannot reach the Kubernetes API at ${this.server} (context ${this.context}): ${code || msg}`, {
@@ -461,6 +647,8 @@ export class KubeClient {
     return new MeshError('MESH_CLUSTER_API', `${what}: ${msg}`, {suggestion: 'Re-run with MESH_DEBUG=1 for details.', exit: EXIT.unavailable, cause: e})
   }
 }
+
+const isConnection = (x: KubeConfig | KubeConnection): x is KubeConnection => typeof (x as KubeConnection).authorize === 'function'
 
 // ------------------------------------------------------------------ helpers
 
@@ -502,7 +690,7 @@ function parseStatus(body: unknown): StatusBody {
   return {}
 }
 
-function apiError(e: ApiException<unknown>, what: string, c: KubeClient): MeshError {
+function apiError(e: ApiStatusError, what: string, c: KubeClient): MeshError {
   const st = parseStatus(e.body)
   const message = st.message ?? `HTTP ${e.code}`
   const causes: FieldCause[] = (st.details?.causes ?? []).map((x) => ({field: x.field ?? '', message: x.message ?? ''}))

@@ -4,10 +4,10 @@
 import {readFileSync, statSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {delimiter, dirname, join, resolve} from 'node:path'
-import {KubeConfig} from '@kubernetes/client-node'
-import type {Cluster, Context, User} from '@kubernetes/client-node'
+import type {Cluster, Context, KubeConfig, User} from '@kubernetes/client-node'
 import {load} from 'js-yaml'
 import {EXIT, MeshError, invalid} from '../lib/errors.js'
+import {clientNode} from './client-node.js'
 
 export interface KubeconfigSource {
   /** `--kubeconfig`: exactly one file, which must exist */
@@ -72,7 +72,7 @@ function readOne(file: string): FileConfig {
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     throw invalid('MESH_KUBECONFIG_INVALID', `kubeconfig ${file} is not a kubeconfig: expected a mapping with clusters, users and contexts`, `Fix or replace ${file}.`, 'kubeconfig')
   }
-  const kc = new KubeConfig()
+  const kc = new (clientNode().KubeConfig)()
   try {
     // client-node checks names, servers and references; throw on the first bad entry
     kc.loadFromString(text, {onInvalidEntry: 'throw'})
@@ -112,7 +112,7 @@ export function loadKubeconfig(src: KubeconfigSource = {}): LoadedKubeconfig {
     }
     merged.currentContext ??= one.currentContext
   }
-  const kc = new KubeConfig()
+  const kc = new (clientNode().KubeConfig)()
   kc.loadFromOptions({clusters: merged.clusters, users: merged.users, contexts: merged.contexts, currentContext: merged.currentContext ?? ''})
   const contexts = merged.contexts.map((c) => ({
     name: c.name,

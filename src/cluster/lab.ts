@@ -7,9 +7,10 @@ import {createServer, Socket} from 'node:net'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {loadAll} from 'js-yaml'
-import {DEFAULT_ISTIO_VERSION, validateIstioVersion, validateProfile, type IstioProfile, type MeshWarning} from '../install/istioctl.js'
+import type {IstioProfile, MeshWarning} from '../install/istioctl.js'
 import {readLabState, type MtlsState, type PolicyInfo, type VersionPods, type WeightsState} from '../lab/state.js'
 import {EXIT, MeshError, unavailable} from '../lib/errors.js'
+import {PROXY_IMAGE} from '../local/controllers/kubelet.js'
 import {KUBE_CONTEXT, homePaths, meshHome, readClusterConfig, type MeshdState} from '../local/home.js'
 import {MESH_SIDECAR_MODULE} from '../local/runtime/sidecar-seam.js'
 import {labBaseline} from '../mesh/baseline.js'
@@ -19,8 +20,8 @@ import type {ApplyResult, KubeClient, KubeObject} from './client.js'
 import {FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, describeObject, isManaged, requireConfirmation} from './guard.js'
 import {withLabLock} from './lock.js'
 import {meshdStatus, stopMeshd} from './meshd-process.js'
-import {targetFor, type OpenedTarget} from './open.js'
-import {RealTarget, type PreflightReport} from './real-target.js'
+import type {OpenedTarget} from './open.js'
+import type {PreflightReport, RealTarget} from './real-target.js'
 import {forgetTarget, rememberTarget, selectTarget, type TargetDescriptor} from './select.js'
 import {EmbeddedTarget, labDownError, type ProxySyncStatus, type Target} from './target.js'
 
@@ -32,8 +33,12 @@ export interface LabProgress {
 export type OnProgress = (p: LabProgress) => void
 
 const majorMinor = (v: string) => v.split('.').slice(0, 2).join('.')
-/** What `lab status` says about the embedded cluster's Istio. */
-export const EMBEDDED_ISTIO = `embedded (Istio ${majorMinor(DEFAULT_ISTIO_VERSION)} semantics)`
+/**
+ * What `lab status` says about the embedded cluster's Istio: the release of the proxy image its
+ * pods get (the same minor as the pinned istioctl release; a unit test keeps them together).
+ * Not read from install/istioctl.js, which brings istioctl's and the real-cluster code along.
+ */
+export const EMBEDDED_ISTIO = `embedded (Istio ${majorMinor(PROXY_IMAGE.slice(PROXY_IMAGE.lastIndexOf(':') + 1))} semantics)`
 const SIDECAR_ANNOTATION = 'sidecar.istio.io/status'
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -108,6 +113,16 @@ function applyGroups(objects: KubeObject[]): KubeObject[][] {
 }
 
 /**
+ * `lab up`'s coarser order, three round trips: namespaces, then everything that lives in them
+ * except Deployments (nothing among those needs another to exist), then the Deployments, so new
+ * pods find their service accounts and their proxies start with the Istio config.
+ */
+function ensureGroups(objects: KubeObject[]): KubeObject[][] {
+  const phase = (o: KubeObject) => (o.kind === 'Namespace' ? 0 : o.kind === 'Deployment' ? 2 : 1)
+  return [0, 1, 2].map((p) => objects.filter((o) => phase(o) === p)).filter((g) => g.length > 0)
+}
+
+/**
  * What `lab up` did with one object: created (was missing), adopted (existed without mesh's
  * label; taken over with --force-conflicts), unchanged (there, as the baseline has it), or kept
  * (there, managed by mesh, but different from the baseline — a canary step, a scaled replica:
@@ -149,7 +164,7 @@ export function summarizeApply(results: Array<Pick<ApplyResult, 'kind' | 'name' 
  * objects are created (server-side apply, field manager mesh); objects mesh manages are left as
  * they are and compared with the baseline by a server-side dry run (unchanged / kept); objects
  * without mesh's label are MESH_NOT_MANAGED (65) before anything is written, unless
- * `force` (--force-conflicts) adopts them. Same group order as applyBaseline.
+ * `force` (--force-conflicts) adopts them. Namespaces first, Deployments last (ensureGroups).
  */
 export async function ensureBaseline(target: Pick<Target, 'client'>, opts: {force?: boolean; objects?: KubeObject[]} = {}): Promise<EnsureItem[]> {
   const client = target.client
@@ -165,13 +180,14 @@ export async function ensureBaseline(target: Pick<Target, 'client'>, opts: {forc
   }
   const one = async (o: KubeObject, before: KubeObject | undefined): Promise<EnsureItem> => {
     const id = {kind: o.kind, ...(o.metadata.namespace ? {namespace: o.metadata.namespace} : {}), name: o.metadata.name}
-    if (!before) return {...id, action: (await client.apply(o, {fieldManager: FIELD_MANAGER}))[0]!.action}
+    // `existing` was just read: apply need not read each object again
+    if (!before) return {...id, action: (await client.apply(o, {fieldManager: FIELD_MANAGER, current: [before]}))[0]!.action}
     if (!isManaged(before)) {
-      await client.apply(o, {fieldManager: FIELD_MANAGER, force: true})
+      await client.apply(o, {fieldManager: FIELD_MANAGER, force: true, current: [before]})
       return {...id, action: 'adopted'}
     }
     try {
-      const [dry] = await client.apply(o, {fieldManager: FIELD_MANAGER, dryRun: true})
+      const [dry] = await client.apply(o, {fieldManager: FIELD_MANAGER, dryRun: true, current: [before]})
       return dry!.action === 'unchanged' ? {...id, action: 'unchanged'} : {...id, action: 'kept', reason: 'differs from the baseline'}
     } catch (e) {
       if ((e as MeshError).code !== 'MESH_APPLY_CONFLICT') throw e
@@ -179,7 +195,7 @@ export async function ensureBaseline(target: Pick<Target, 'client'>, opts: {forc
     }
   }
   const results = new Map<KubeObject, EnsureItem>()
-  for (const g of applyGroups(objects)) {
+  for (const g of ensureGroups(objects)) {
     const items = await Promise.all(g.map((o) => one(o, existing[objects.indexOf(o)])))
     g.forEach((o, i) => results.set(o, items[i]!))
   }
@@ -233,19 +249,64 @@ export async function rolloutState(client: KubeClient, namespaces: string[]): Pr
   return {ready: pending.length === 0, deployments, pods: {total, ready}, pending}
 }
 
-export async function waitForRollout(client: KubeClient, namespaces: string[], opts: {timeoutMs: number; intervalMs: number; context: string}): Promise<RolloutState> {
+export interface RolloutWaitOptions {
+  timeoutMs: number
+  /** between checks; with `watch`, only the fallback when no event arrives */
+  intervalMs: number
+  context: string
+  /**
+   * Check again when a Pod or Deployment changes (watches) instead of polling every intervalMs:
+   * on the embedded cluster, polling four lists every 50 ms costs meshd CPU the starting pods need.
+   */
+  watch?: boolean
+  /** stop waiting (the wait then rejects with the signal's reason) */
+  signal?: AbortSignal
+}
+
+export async function waitForRollout(client: KubeClient, namespaces: string[], opts: RolloutWaitOptions): Promise<RolloutState> {
   const deadline = Date.now() + opts.timeoutMs
-  for (;;) {
-    const s = await rolloutState(client, namespaces)
-    if (s.ready) return s
-    if (Date.now() >= deadline) {
-      throw unavailable(
-        'MESH_LAB_NOT_READY',
-        `the lab on context "${opts.context}" was not ready within ${Math.round(opts.timeoutMs / 1000)} s: ${s.pending.slice(0, 6).join('; ')}${s.pending.length > 6 ? `; and ${s.pending.length - 6} more` : ''}`,
-        `Look at the pods: kubectl get pods -n ${namespaces.join(',')} (or raise --timeout).`,
-      )
+  let changed = false
+  let wake: (() => void) | undefined
+  const onEvent = () => {
+    changed = true
+    wake?.()
+  }
+  const watches = opts.watch
+    ? await Promise.all([client.watch('v1', 'Pod', {}, onEvent), client.watch('apps/v1', 'Deployment', {}, onEvent)]).catch(() => [])
+    : []
+  // a watch that ends (or fails) leaves the fallback interval in charge
+  const pause = watches.length ? Math.max(opts.intervalMs, 500) : opts.intervalMs
+  try {
+    for (;;) {
+      opts.signal?.throwIfAborted()
+      changed = false
+      const s = await rolloutState(client, namespaces)
+      if (s.ready) return s
+      if (Date.now() >= deadline) {
+        throw unavailable(
+          'MESH_LAB_NOT_READY',
+          `the lab on context "${opts.context}" was not ready within ${Math.round(opts.timeoutMs / 1000)} s: ${s.pending.slice(0, 6).join('; ')}${s.pending.length > 6 ? `; and ${s.pending.length - 6} more` : ''}`,
+          `Look at the pods: kubectl get pods -n ${namespaces.join(',')} (or raise --timeout).`,
+        )
+      }
+      if (!changed) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer)
+            opts.signal?.removeEventListener('abort', done)
+            wake = undefined
+            resolve()
+          }
+          const timer = setTimeout(done, Math.min(pause, Math.max(0, deadline - Date.now())))
+          opts.signal?.addEventListener('abort', done)
+          wake = done
+        })
+      }
+      // status updates come in bursts (pod Ready → endpoints → deployment): check once per burst
+      if (watches.length) await sleep(10)
     }
-    await sleep(opts.intervalMs)
+  } finally {
+    for (const w of watches) w.stop()
   }
 }
 
@@ -324,8 +385,20 @@ function lapTimer(from: number): ((name: string) => void) & {stages: Record<stri
   return Object.assign(lap, {stages})
 }
 
-function validateUpOptions(opts: LabUpOptions): {profile: IstioProfile; istioVersion: string} {
+/** --profile and --istio-version checked; the istioctl module loads only when they are given or the target is real. */
+async function validateUpOptions(opts: LabUpOptions): Promise<{profile: IstioProfile; istioVersion: string}> {
+  const {DEFAULT_ISTIO_VERSION, validateIstioVersion, validateProfile} = await import('../install/istioctl.js')
   return {profile: validateProfile(opts.profile ?? 'demo'), istioVersion: validateIstioVersion(opts.istioVersion ?? DEFAULT_ISTIO_VERSION)}
+}
+
+/**
+ * The target a descriptor names. The embedded one is built here; real clusters go through
+ * open.ts, loaded only then (client-node, execa, istioctl: ~0.6 s of imports).
+ */
+async function openTargetFor(descriptor: TargetDescriptor, opts: {home: string; env: NodeJS.ProcessEnv; istioVersion?: string}): Promise<OpenedTarget> {
+  if (descriptor.kind === 'embedded') return Object.assign(new EmbeddedTarget(opts.home), {descriptor, close: async () => {}})
+  const {targetFor} = await import('./open.js')
+  return targetFor(descriptor, opts)
 }
 
 function portFree(port: number): Promise<boolean> {
@@ -344,15 +417,18 @@ function portFree(port: number): Promise<boolean> {
 export async function labUp(opts: LabUpOptions = {}): Promise<LabUpResult> {
   const env = opts.env ?? process.env
   const home = opts.home ?? meshHome(env)
-  const {profile, istioVersion} = validateUpOptions(opts)
+  // the defaults are valid: without flags the embedded path never loads the istioctl module
+  const flagged = opts.profile !== undefined || opts.istioVersion !== undefined
+  let istio = flagged ? await validateUpOptions(opts) : undefined
   const descriptor = selectTarget({context: opts.context, kubeconfig: opts.kubeconfig, home, env})
   if (descriptor.kind === 'real') requireConfirmation(descriptor.context, 'install Istio and the lab', Boolean(opts.yes))
+  if (descriptor.kind === 'real') istio ??= await validateUpOptions(opts)
   return withLabLock(home, async () => {
-    const target = targetFor(descriptor, {home, env, istioVersion})
+    const target = await openTargetFor(descriptor, {home, env, ...(istio ? {istioVersion: istio.istioVersion} : {})})
     try {
       return descriptor.kind === 'embedded'
         ? await upEmbedded(target as unknown as EmbeddedTarget & OpenedTarget, descriptor, home, opts)
-        : await upReal(target as unknown as RealTarget & OpenedTarget, descriptor, home, {...opts, profile, istioVersion})
+        : await upReal(target as unknown as RealTarget & OpenedTarget, descriptor, home, {...opts, profile: istio!.profile, istioVersion: istio!.istioVersion})
     } finally {
       await target.close()
     }
@@ -393,25 +469,56 @@ async function upEmbedded(target: EmbeddedTarget & OpenedTarget, descriptor: Tar
       )
     }
   }
-  const up = await target.install({runtime: opts.runtime, timeoutMs: deadline()})
-  const d = up.details as {alreadyRunning: boolean; pid: number; state: MeshdState; startMs: number; recoveredStalePid?: number}
-  if (d.recoveredStalePid !== undefined) {
-    warnings.push({code: 'MESH_STALE_PID', message: `a meshd (pid ${d.recoveredStalePid}) had stopped without cleaning up; its state was kept and reused`})
+  type Started = {alreadyRunning: boolean; pid: number; state: MeshdState; startMs: number; recoveredStalePid?: number}
+  // A new meshd answers on its API before it is ready (it still starts the ingress gateway, ~0.5 s):
+  // the lab is applied and the pods start meanwhile; meshd must be ready before the sync stage.
+  let apiUp: ((info: {pid: number}) => void) | undefined
+  const answers = new Promise<{pid: number}>((resolve) => (apiUp = resolve))
+  const installing = target.install({runtime: opts.runtime, timeoutMs: deadline(), onApiReady: apiUp}).then((up) => up.details as Started)
+  installing.catch(() => undefined)
+  // read the lab's files while meshd boots
+  const objects = baselineObjects()
+  const namespaces = labNamespaces(objects)
+  const first = await Promise.race([answers, installing])
+  let d: Started | undefined = 'startMs' in first ? first : undefined
+  const noteStart = (s: Started) => {
+    if (s.recoveredStalePid !== undefined) {
+      warnings.push({code: 'MESH_STALE_PID', message: `a meshd (pid ${s.recoveredStalePid}) had stopped without cleaning up; its state was kept and reused`})
+    }
+    if (opts.runtime && s.alreadyRunning && s.state.runtime && s.state.runtime !== opts.runtime) {
+      warnings.push({code: 'MESH_RUNTIME_KEPT', message: `meshd is already running with the ${s.state.runtime} runtime; --runtime ${opts.runtime} takes effect after mesh lab down`})
+    }
   }
-  if (opts.runtime && d.alreadyRunning && d.state.runtime && d.state.runtime !== opts.runtime) {
-    warnings.push({code: 'MESH_RUNTIME_KEPT', message: `meshd is already running with the ${d.state.runtime} runtime; --runtime ${opts.runtime} takes effect after mesh lab down`})
+  if (d) {
+    noteStart(d)
+    progress({kind: 'done', text: d.alreadyRunning ? `meshd is already running (pid ${d.pid})` : `meshd is ready in ${(d.startMs / 1000).toFixed(1)} s (pid ${d.pid})`})
+  } else {
+    progress({kind: 'done', text: `meshd answers in ${((Date.now() - started) / 1000).toFixed(1)} s (pid ${first.pid}); the lab is applied while it finishes starting`})
   }
-  progress({kind: 'done', text: d.alreadyRunning ? `meshd is already running (pid ${d.pid})` : `meshd is ready in ${(d.startMs / 1000).toFixed(1)} s (pid ${d.pid})`})
   const lap = lapTimer(started)
   lap('cluster')
 
-  const objects = baselineObjects()
-  const namespaces = labNamespaces(objects)
-  const apply = await applyLab(target, objects, {...opts, waitMs: deadline(), intervalMs: 50}, progress)
+  // a meshd that fails after its API came up explains more than the apply that then fails
+  const apply = await applyLab(target, objects, {...opts, waitMs: deadline(), intervalMs: 50}, progress).catch(async (e: unknown) => {
+    if (!d) await installing
+    throw e
+  })
   lap('apply')
 
   progress({kind: 'stage', text: 'Waiting for the deployments and pods'})
-  const rollout = await waitForRollout(target.client, namespaces, {timeoutMs: deadline(), intervalMs: 50, context: target.context})
+  const stopRollout = new AbortController()
+  const rolling = waitForRollout(target.client, namespaces, {timeoutMs: deadline(), intervalMs: 50, context: target.context, watch: true, signal: stopRollout.signal})
+  rolling.catch(() => undefined)
+  if (!d) {
+    try {
+      d = await installing
+    } catch (e) {
+      stopRollout.abort()
+      throw e
+    }
+    noteStart(d)
+  }
+  const rollout = await rolling
   progress({kind: 'done', text: `${rollout.pods.ready}/${rollout.pods.total} pods ready in ${namespaces.join(', ')}`})
   lap('rollout')
 
@@ -657,7 +764,7 @@ export async function labDown(opts: LabDownOptions = {}): Promise<LabDownResult>
       opts.onProgress?.({kind: 'stage', text: 'Stopping the embedded cluster'})
       return labDownEmbedded({home, purge: opts.purge, timeoutMs: opts.timeoutMs})
     }
-    const target = targetFor(descriptor, {home, env}) as unknown as RealTarget & OpenedTarget
+    const target = (await openTargetFor(descriptor, {home, env})) as unknown as RealTarget & OpenedTarget
     try {
       return await downReal(target, descriptor, home, opts)
     } finally {
@@ -848,7 +955,7 @@ export async function labStatus(opts: LabStatusOptions = {}): Promise<LabStatus>
   const env = opts.env ?? process.env
   const home = opts.home ?? meshHome(env)
   const descriptor = selectTarget({context: opts.context, kubeconfig: opts.kubeconfig, home, env})
-  const target = targetFor(descriptor, {home, env})
+  const target = await openTargetFor(descriptor, {home, env})
   try {
     return descriptor.kind === 'embedded' ? await statusEmbedded(target as unknown as EmbeddedTarget, home) : await statusReal(target as unknown as RealTarget & OpenedTarget, descriptor)
   } finally {

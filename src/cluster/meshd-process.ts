@@ -60,6 +60,11 @@ export interface SpawnMeshdOptions {
   /** give up waiting for readiness after this long (default 30 s) */
   timeoutMs?: number
   env?: NodeJS.ProcessEnv
+  /**
+   * Called once the new meshd's API answers, which is before meshd is ready (it still starts the
+   * ingress gateway): lets `lab up` apply the lab meanwhile. Not called when meshd already ran.
+   */
+  onApiReady?: (info: {pid: number}) => void
 }
 
 export interface SpawnMeshdResult {
@@ -102,7 +107,7 @@ export async function spawnMeshd(opts: SpawnMeshdOptions): Promise<SpawnMeshdRes
     const pid = child.pid
     if (!pid) throw new MeshError('MESH_MESHD_START_FAILED', 'could not start meshd (no process id)', {suggestion: `See ${paths.logFile}.`, exit: EXIT.unavailable})
     try {
-      const state = await waitReady(paths, pid, started + timeoutMs, () => exited)
+      const state = await waitReady(paths, pid, started + timeoutMs, () => exited, opts.onApiReady)
       return {alreadyRunning: false, pid, state, startMs: Date.now() - started, ...(running.stalePid !== undefined ? {recoveredStalePid: running.stalePid} : {})}
     } catch (e) {
       const fatal = fatalFromLog(paths.logFile, logOffset)
@@ -129,15 +134,27 @@ export async function spawnMeshd(opts: SpawnMeshdOptions): Promise<SpawnMeshdRes
   }
 }
 
-async function waitReady(paths: HomePaths, pid: number, deadline: number, exited: () => unknown): Promise<MeshdState> {
+async function waitReady(paths: HomePaths, pid: number, deadline: number, exited: () => unknown, onApiReady?: (info: {pid: number}) => void): Promise<MeshdState> {
   let client: KubeClient | undefined
   let lastErr: unknown
   for (;;) {
     if (exited()) throw new Error('meshd exited')
+    if (onApiReady && readPid(paths) === pid && existsSync(paths.kubeconfig)) {
+      // meshd writes the kubeconfig once its API listens (a previous run's names the same port and CA)
+      try {
+        client ??= KubeClient.forEmbedded(paths.kubeconfig)
+        if (String(await client.request<string>('/readyz', {timeoutMs: 2000})).trim() === 'ok') {
+          onApiReady({pid})
+          onApiReady = undefined
+        }
+      } catch {
+        client = undefined
+      }
+    }
     const state = readMeshdState(paths)
     if (state && state.pid === pid && existsSync(paths.kubeconfig)) {
       try {
-        client ??= KubeClient.fromKubeconfig(paths.kubeconfig)
+        client ??= KubeClient.forEmbedded(paths.kubeconfig)
         const r = await client.request<string>('/readyz', {timeoutMs: 2000})
         if (String(r).trim() === 'ok') return state
       } catch (e) {
@@ -147,7 +164,7 @@ async function waitReady(paths: HomePaths, pid: number, deadline: number, exited
     }
     if (Date.now() > deadline) throw lastErr ?? new Error('timeout')
     if (!isProcessAlive(pid)) throw new Error('meshd exited')
-    await sleep(40)
+    await sleep(20)
   }
 }
 

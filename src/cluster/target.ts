@@ -35,6 +35,8 @@ export interface InstallOptions {
   /** embedded: pod runtime for meshd */
   runtime?: 'process' | 'virtual'
   timeoutMs?: number
+  /** embedded: called when a newly started meshd's API answers, before meshd is ready (see spawnMeshd) */
+  onApiReady?: (info: {pid: number}) => void
 }
 
 export interface InstallResult {
@@ -136,7 +138,7 @@ export class EmbeddedTarget implements Target {
   get client(): KubeClient {
     if (!this.cached) {
       if (!existsSync(this.paths.kubeconfig)) throw labDownError(this.paths.home)
-      this.cached = KubeClient.fromKubeconfig(this.paths.kubeconfig, KUBE_CONTEXT)
+      this.cached = KubeClient.forEmbedded(this.paths.kubeconfig, KUBE_CONTEXT)
     }
     return this.cached
   }
@@ -192,7 +194,7 @@ export class EmbeddedTarget implements Target {
   }
 
   async install(opts: InstallOptions = {}): Promise<InstallResult> {
-    const r: SpawnMeshdResult = await spawnMeshd({home: this.paths.home, runtime: opts.runtime, timeoutMs: opts.timeoutMs})
+    const r: SpawnMeshdResult = await spawnMeshd({home: this.paths.home, runtime: opts.runtime, timeoutMs: opts.timeoutMs, ...(opts.onApiReady ? {onApiReady: opts.onApiReady} : {})})
     this.cached = undefined
     return {alreadyInstalled: r.alreadyRunning, details: {...r}}
   }

@@ -81,8 +81,10 @@ export async function applyObjects(lab: Lab, objects: KubeObject[], opts: Change
   // lab down: what the server would do is unknown, so no per-object actions are claimed
   if (opts.dryRun && !lab.up) return {changes: [], serverValidated: false, maxVersion: 0}
   const client = lab.target.client
-  for (const o of objects) assertWritable(await client.get(refOf(o)), 'overwrite')
-  const results = await client.apply(objects, {fieldManager: FIELD_MANAGER, force: opts.forceConflicts ?? false, dryRun: opts.dryRun ?? false})
+  // read once: the guard checks what is there, and apply tells created/configured/unchanged from it
+  const current = await Promise.all(objects.map((o) => client.get(refOf(o))))
+  for (const c of current) assertWritable(c, 'overwrite')
+  const results = await client.apply(objects, {fieldManager: FIELD_MANAGER, force: opts.forceConflicts ?? false, dryRun: opts.dryRun ?? false, current})
   let maxVersion = 0
   const changes = results.map((r) => {
     const rv = r.object?.metadata?.resourceVersion

@@ -1,7 +1,11 @@
 // Where human output goes and whether it may be decorated. Commands print results to
 // stdout; progress and diagnostics go to stderr, and vanish under --json.
+import {createRequire} from 'node:module'
 import {Chalk, type ChalkInstance} from 'chalk'
-import ora, {type Ora} from 'ora'
+import type {Ora} from 'ora'
+
+/** ora (~40 ms to import) is loaded only when a spinner is shown: not under --json, in CI or into a pipe. */
+const loadOra = (): typeof import('ora').default => (createRequire(import.meta.url)('ora') as typeof import('ora')).default
 
 export interface OutputMode {
   json: boolean
@@ -46,7 +50,7 @@ export function progress(mode: OutputMode): Progress {
   return {
     stage(text) {
       if (spinner) spinner.text = text
-      else spinner = ora({text, stream: process.stderr}).start()
+      else spinner = loadOra()({text, stream: process.stderr}).start()
     },
     succeed(text) {
       spinner?.succeed(text)

@@ -5,14 +5,13 @@ import {join} from 'node:path'
 import {execa} from 'execa'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {KubeClient} from '../../../src/cluster/client.js'
-import {cleanupLab, dataPlane, ensureBuilt, hits, istioVersions, labClient, mesh, ROOT, routeWeights, startLab, tempHome} from './helpers.js'
+import {cleanupLab, ensureBuilt, hits, istioVersions, labClient, mesh, ROOT, routeWeights, startLab, tempHome} from './helpers.js'
 
 let home: string
 let ingress: string
 let client: KubeClient
 
 const vs = (name: string) => client.get({apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', name, namespace: 'mesh-lab'})
-const trafficReady = dataPlane.gateway && dataPlane.sidecar
 
 beforeAll(async () => {
   ensureBuilt()
@@ -129,7 +128,7 @@ describe('canary', () => {
     expect(await istioVersions(client)).toEqual(before)
   })
 
-  it.skipIf(!trafficReady)('after canary shift 0/100 every ingress response says v2', async () => {
+  it('after canary shift 0/100 every ingress response says v2', async () => {
     const r = await mesh(home, ['canary', 'shift', '0/100'])
     expect(r.status).toBe(0)
     const answers = await hits(`${ingress}/hello`, 20)
@@ -166,7 +165,7 @@ describe('canary', () => {
     expect(progress.status).toBe('interrupted')
   })
 
-  it.skipIf(!trafficReady)('canary run walks the plan through split gates; an inconclusive gate rolls back (exit 2)', async () => {
+  it('canary run walks the plan through split gates; an inconclusive gate rolls back (exit 2)', async () => {
     const ok = await mesh(home, ['canary', 'run', '--steps', '100/0,50/50,0/100', '--interval', '0s', '--max-requests', '10000', '--json'], {timeoutMs: 240_000})
     expect(ok.status).toBe(0)
     expect(ok.json.result.status).toBe('completed')
@@ -180,7 +179,7 @@ describe('canary', () => {
   }, 300_000)
 })
 
-describe.skipIf(!trafficReady)('effect on traffic: mTLS and authorization', () => {
+describe('effect on traffic: mTLS and authorization', () => {
   it('mtls strict: the legacy caller is reset (000, exit 0), the meshed caller gets 200', async () => {
     await mesh(home, ['canary', 'rollback'])
     const s = await mesh(home, ['mtls', 'strict'])

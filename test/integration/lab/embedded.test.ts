@@ -66,7 +66,7 @@ describe('mesh lab up (embedded)', () => {
   })
 
   // the mesh sidecar (src/local/dataplane/sidecar.ts) is what terminates the gateway's mTLS at the pod
-  it.skipIf(!existsSync(join(ROOT, 'dist/local/dataplane/sidecar.js')))('GET <ingress>/hello answers Hello version: v1', async () => {
+  it('GET <ingress>/hello answers Hello version: v1', async () => {
     const res = await fetch(`${up.json.result.ingress}/hello`, {signal: AbortSignal.timeout(10_000)})
     expect(await res.text()).toMatch(/^Hello version: v1, instance: hello-v1-/)
   })

@@ -13,25 +13,10 @@ import {load} from 'js-yaml'
 import {EXIT, MeshError, type FieldCause} from '../lib/errors.js'
 import {KUBE_CONTEXT} from '../local/home.js'
 import {kubeConfigFor} from './kubeconfig.js'
+import type {KubeObject} from '../local/dataplane/snapshot.js'
 
-/** A Kubernetes object as JSON. */
-export interface KubeObject {
-  apiVersion: string
-  kind: string
-  metadata: {
-    name: string
-    namespace?: string
-    uid?: string
-    resourceVersion?: string
-    generation?: number
-    labels?: Record<string, string>
-    annotations?: Record<string, string>
-    [k: string]: unknown
-  }
-  spec?: any // eslint-disable-line @typescript-eslint/no-explicit-any
-  status?: any // eslint-disable-line @typescript-eslint/no-explicit-any
-  [k: string]: unknown
-}
+/** A Kubernetes object as JSON: one type for the client, the embedded API and the data plane. */
+export type {KubeObject}
 
 export interface ObjectRef {
   apiVersion: string

@@ -17,6 +17,7 @@ export interface KubeObject {
     [k: string]: unknown
   }
   spec?: any // eslint-disable-line @typescript-eslint/no-explicit-any
+  status?: any // eslint-disable-line @typescript-eslint/no-explicit-any
   [k: string]: unknown
 }
 

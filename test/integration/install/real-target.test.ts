@@ -58,7 +58,14 @@ afterEach(async () => {
   await api.close()
 })
 
-const calls = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as {argv: string[]}).argv) : [])
+// only complete lines: the fake istioctl may be writing its line while the test polls the log
+const calls = (file: string) =>
+  existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .slice(0, -1)
+        .map((l) => (JSON.parse(l) as {argv: string[]}).argv)
+    : []
 const fail = async (p: Promise<unknown>): Promise<MeshError> => {
   try {
     await p

@@ -9,6 +9,7 @@ import {load} from 'js-yaml'
 import {createAdminServer} from './admin.js'
 import {createProxy} from './proxy.js'
 import {loadSecurityProvider, type SecurityState} from './security-loader.js'
+import {ACCESS_LOG_FLUSH_MS} from './telemetry.js'
 import type {ProxyIdentity} from './snapshot.js'
 import {subscribeProxy} from './xds-client.js'
 
@@ -110,7 +111,7 @@ export async function runGateway(cfg: GatewayConfig): Promise<{stop(): Promise<v
   const identity = gatewayIdentity(cfg.podName, cfg.host)
   const state: SecurityState = {snapshot: undefined, secret: undefined}
   const security = await loadSecurityProvider(identity, state)
-  const accessLog = cfg.accessLog === '' || cfg.accessLog === 'off' ? undefined : {stream: cfg.accessLog === '-' ? process.stdout : createWriteStream(cfg.accessLog, {flags: 'a'}), format: cfg.accessLogFormat}
+  const accessLog = cfg.accessLog === '' || cfg.accessLog === 'off' ? undefined : {stream: cfg.accessLog === '-' ? process.stdout : createWriteStream(cfg.accessLog, {flags: 'a'}), format: cfg.accessLogFormat, flushIntervalMs: ACCESS_LOG_FLUSH_MS}
   const proxy = await createProxy({identity, listeners: [{role: 'gateway', host: cfg.host, port: cfg.port, serverPort: cfg.serverPort}], security, accessLog})
   const admin = await createAdminServer(proxy, {host: cfg.adminHost, port: cfg.adminPort})
   const xds = subscribeProxy(proxy, {
@@ -132,8 +133,10 @@ export async function runGateway(cfg: GatewayConfig): Promise<{stop(): Promise<v
   return {
     async stop() {
       await xds.stop()
-      await proxy.close()
+      await proxy.close() // flushes the access log
       await admin.close()
+      const file = accessLog?.stream
+      if (file && file !== process.stdout) await new Promise<void>((resolve) => file.end(resolve))
     },
   }
 }

@@ -552,6 +552,7 @@ class Engine implements Proxy {
     clearTimeout(t)
     this.clusters.destroy()
     for (const c of this.passthrough.values()) c.destroy()
+    this.accessLog?.flush()
   }
 }
 

@@ -7,6 +7,7 @@ import {createAdminServer, type AdminServer} from './admin.js'
 import {createProxy, type Proxy} from './proxy.js'
 import {loadSecurityProvider, type SecurityState} from './security-loader.js'
 import {PROXY_PORTS, type ProxyIdentity} from './snapshot.js'
+import {ACCESS_LOG_FLUSH_MS} from './telemetry.js'
 import {subscribeProxy, type XdsClient, type XdsState} from './xds-client.js'
 import type {PodLaunch} from '../controllers/pod-runtime.js'
 
@@ -43,7 +44,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
   const identity = sidecarIdentity(pod)
   const state: SecurityState = {snapshot: undefined, secret: undefined}
   const security = await loadSecurityProvider(identity, state)
-  const accessLog = opts.accessLogFile ? {stream: createWriteStream(opts.accessLogFile, {flags: 'a'})} : undefined
+  const accessLog = opts.accessLogFile ? {stream: createWriteStream(opts.accessLogFile, {flags: 'a'}), flushIntervalMs: ACCESS_LOG_FLUSH_MS} : undefined
   const proxy = await createProxy({
     identity,
     security,

@@ -7,8 +7,11 @@
 //   direct:   autocannon → hello (node:http)
 //   gateway:  autocannon → gateway proxy → hello
 //   two hops: autocannon → gateway proxy → inbound sidecar → hello app (containerPort + 30000)
-//   bare:     autocannon → a 30-line raw-socket proxy (no routing, telemetry or limits) → hello;
-//             a reference for what any Node proxy process costs on this machine
+//   bare:     autocannon → a 30-line proxy, node:http in front, raw keep-alive sockets behind (no
+//             routing, telemetry or limits) → hello: what a minimal Node HTTP proxy costs here
+//   raw:      autocannon → a proxy with no HTTP machinery at all (one upstream socket per client
+//             socket, GET without a body, bytes passed through) → hello: the ceiling for any
+//             Node proxy process on this machine, whatever its HTTP code
 // Rounds alternate the order of the paths so drift on a shared machine hits all of them; medians
 // are reported. Then a fixed-rate run (default 1,000 req/s) for the p50 the gateway adds, and
 // ejection detection: time from the faulty upstream sending the threshold-reaching 503 to the
@@ -109,6 +112,37 @@ async function runBare({endpointAddr, targetPort}) {
     let h = `${req.method} ${req.url} HTTP/1.1\r\n`
     for (let i = 0; i < req.rawHeaders.length; i += 2) h += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`
     c.write(h + '\r\n', 'latin1')
+  })
+  server.listen(0, '127.0.0.1', () => send({ready: server.address().port}))
+}
+
+async function runRaw({endpointAddr, targetPort}) {
+  const net = await import('node:net')
+  const server = net.createServer({noDelay: true}, (down) => {
+    const up = net.connect(targetPort, endpointAddr)
+    up.setNoDelay(true)
+    let dbuf = null
+    let ubuf = null
+    down.on('data', (d) => {
+      dbuf = dbuf ? Buffer.concat([dbuf, d]) : d
+      const he = dbuf.indexOf('\r\n\r\n')
+      if (he < 0) return
+      up.write(dbuf.subarray(0, he + 4))
+      dbuf = null
+    })
+    up.on('data', (d) => {
+      ubuf = ubuf ? Buffer.concat([ubuf, d]) : d
+      const he = ubuf.indexOf('\r\n\r\n')
+      if (he < 0) return
+      const m = /content-length: *(\d+)/i.exec(ubuf.toString('latin1', 0, he))
+      if (ubuf.length < he + 4 + (m ? Number(m[1]) : 0)) return
+      down.write(ubuf)
+      ubuf = null
+    })
+    down.on('close', () => up.destroy())
+    up.on('close', () => down.destroy())
+    down.on('error', () => {})
+    up.on('error', () => {})
   })
   server.listen(0, '127.0.0.1', () => send({ready: server.address().port}))
 }
@@ -234,22 +268,25 @@ async function main() {
     kids.push(gw2.proc)
     const bare = await child('bare', {endpointAddr: '127.77.0.2', targetPort: port})
     kids.push(bare.proc)
+    const raw = await child('raw', {endpointAddr: '127.77.0.2', targetPort: port})
+    kids.push(raw.proc)
     const paths = {
       direct: `http://127.77.0.2:${port}/hello`,
       gateway: `http://127.0.0.1:${gw1.port}/hello`,
       twoHops: `http://127.0.0.1:${gw2.port}/hello`,
       bare: `http://127.0.0.1:${bare.port}/hello`,
+      raw: `http://127.0.0.1:${raw.port}/hello`,
     }
     // warm-up
     for (const u of Object.values(paths)) await cannon(u, {duration: 1, connections})
-    const runs = {direct: [], gateway: [], twoHops: [], bare: []}
+    const runs = {direct: [], gateway: [], twoHops: [], bare: [], raw: []}
     const order = Object.keys(paths)
     for (let r = 0; r < rounds; r++) {
       const o = r % 2 === 0 ? order : [...order].reverse()
       for (const k of o) runs[k].push(await cannon(paths[k], {duration, connections}))
     }
     const summary = (k) => ({rps: median(runs[k].map((x) => x.rps)), p50: median(runs[k].map((x) => x.p50)), p99: median(runs[k].map((x) => x.p99)), errors: runs[k].reduce((s, x) => s + x.non2xx, 0)})
-    const thr = {direct: summary('direct'), gateway: summary('gateway'), twoHops: summary('twoHops'), bare: summary('bare')}
+    const thr = {direct: summary('direct'), gateway: summary('gateway'), twoHops: summary('twoHops'), bare: summary('bare'), raw: summary('raw')}
     // ratios per round (the paths of one round run back to back), then the median
     const ratio = (k) => median(runs[k].map((x, i) => x.rps / runs.direct[i].rps))
     const fixed = {}
@@ -259,7 +296,7 @@ async function main() {
       machine: {node: process.version, cpus: (await import('node:os')).cpus().length},
       params: {duration, rounds, connections, rate},
       throughput: thr,
-      ratios: {gatewayVsDirect: ratio('gateway'), twoHopsVsDirect: ratio('twoHops'), bareVsDirect: ratio('bare'), gatewayVsBare: median(runs.gateway.map((x, i) => x.rps / runs.bare[i].rps))},
+      ratios: {gatewayVsDirect: ratio('gateway'), twoHopsVsDirect: ratio('twoHops'), bareVsDirect: ratio('bare'), rawVsDirect: ratio('raw'), gatewayVsBare: median(runs.gateway.map((x, i) => x.rps / runs.bare[i].rps)), gatewayVsRaw: median(runs.gateway.map((x, i) => x.rps / runs.raw[i].rps))},
       rounds: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map((x) => Math.round(x.rps))])),
       fixedRate: {...fixed, addedP50ms: {gateway: fixed.gateway.p50 - fixed.direct.p50, twoHops: fixed.twoHops.p50 - fixed.direct.p50}},
       ejectionDetectionMs: ejection,
@@ -276,7 +313,7 @@ async function main() {
       for (const k of Object.keys(thr)) console.log(`  ${k.padEnd(8)} ${Math.round(thr[k].rps).toString().padStart(7)} req/s  p50 ${f(thr[k].p50)} ms  p99 ${f(thr[k].p99)} ms  errors ${thr[k].errors}`)
       const pct = (x) => `${(x * 100).toFixed(1)}%`
       console.log(`  per-round req/s: ${Object.entries(out.rounds).map(([k, v]) => `${k} ${v.join('/')}`).join(', ')}`)
-      console.log(`  median per-round ratio: gateway/direct ${pct(out.ratios.gatewayVsDirect)}, two hops/direct ${pct(out.ratios.twoHopsVsDirect)}, bare/direct ${pct(out.ratios.bareVsDirect)}, gateway/bare ${pct(out.ratios.gatewayVsBare)}`)
+      console.log(`  median per-round ratio: gateway/direct ${pct(out.ratios.gatewayVsDirect)}, two hops/direct ${pct(out.ratios.twoHopsVsDirect)}, bare/direct ${pct(out.ratios.bareVsDirect)}, raw/direct ${pct(out.ratios.rawVsDirect)}, gateway/bare ${pct(out.ratios.gatewayVsBare)}, gateway/raw ${pct(out.ratios.gatewayVsRaw)}`)
       console.log(`fixed rate ${rate} req/s (${duration}s):`)
       for (const k of Object.keys(fixed)) console.log(`  ${k.padEnd(8)} p50 ${f(fixed[k].p50)} ms  p99 ${f(fixed[k].p99)} ms  (${fixed[k].total} requests)`)
       console.log(`  added p50: gateway ${f(out.fixedRate.addedP50ms.gateway)} ms, two hops ${f(out.fixedRate.addedP50ms.twoHops)} ms`)
@@ -290,7 +327,7 @@ async function main() {
 
 if (role !== 'main') {
   process.on('message', (m) => {
-    const fn = {hello: runHello, gateway: runGateway, sidecar: runSidecar, bare: runBare}[role]
+    const fn = {hello: runHello, gateway: runGateway, sidecar: runSidecar, bare: runBare, raw: runRaw}[role]
     fn(m).catch((e) => {
       console.error(e)
       process.exit(1)

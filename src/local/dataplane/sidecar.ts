@@ -32,6 +32,12 @@ export interface SidecarHandle {
   outbound: {address: string; port: number}
   admin: {address: string; port: number}
   xds: XdsClient | undefined
+  /**
+   * Settles when the first configuration from meshd is applied (at once without meshd). Istio's
+   * istio-proxy container is not ready until then, and a pod is Ready only when all its
+   * containers are: the pod process reports itself started after this.
+   */
+  ready: Promise<void>
   stop(): Promise<void>
 }
 
@@ -64,6 +70,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     throw error
   }
   const log = opts.log ?? (() => {})
+  let configured!: () => void
+  const ready = new Promise<void>((resolve) => (configured = resolve))
+  if (!opts.meshd.url) configured()
   const xds = opts.meshd.url
     ? subscribeProxy(proxy, {
         apiUrl: opts.meshd.url,
@@ -71,6 +80,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
         ca: opts.meshd.caPem || undefined,
         onSnapshot: (s) => (state.snapshot = s),
         onApplied: (r) => {
+          configured()
           for (const w of r.warnings) log('warn', `config ${r.generation}: ${w}`)
         },
         onSecret: (secret) => {
@@ -86,6 +96,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarHandle>
     outbound: {address: out.host, port: out.port},
     admin: {address: admins[0].host, port: admins[0].port},
     xds,
+    ready,
     async stop() {
       await xds?.stop()
       await proxy.close()

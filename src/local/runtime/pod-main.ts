@@ -169,6 +169,13 @@ async function main(): Promise<void> {
   if (pod.sidecar && !stopping) {
     const appPorts = pod.containerPorts.map((containerPort) => ({containerPort, appPort: appPort(containerPort, true)}))
     sidecar = await startSidecar({pod, appPorts, meshd: init.meshd, stateDir: init.stateDir}, init.sidecarImpl, (level, msg, fields) => log(level, msg, fields, 'sidecar'))
+    if (sidecar.ready) {
+      // as in Istio, a meshed pod is not ready before its proxy has configuration
+      const since = performance.now()
+      const slow = setInterval(() => log('warn', 'sidecar still waiting for its first configuration from meshd', {waitedMs: Math.round(performance.now() - since)}), 10_000)
+      await sidecar.ready.finally(() => clearInterval(slow))
+      log('info', 'sidecar configured', {waitedMs: Math.round(performance.now() - since)})
+    }
   }
   if (stopping) return
   send({type: 'started', listeners, sidecar: sidecar?.kind})

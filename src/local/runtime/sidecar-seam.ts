@@ -24,6 +24,8 @@ export interface SidecarHandle {
   stop(): Promise<void>
   /** the listener that captures the pod's own outbound traffic (Istio's 15001), if any */
   outbound?: {address: string; port: number}
+  /** settles once the sidecar has its first configuration; the pod is not started before */
+  ready?: Promise<void>
 }
 
 export type SidecarImpl = 'auto' | 'passthrough'
@@ -60,7 +62,7 @@ export async function startSidecar(opts: SidecarOptions, impl: SidecarImpl, log:
       const h = await mod.startSidecar(opts)
       const stop = h.stop ?? h.close
       log('info', 'mesh sidecar started', {outbound: h.outbound})
-      return {kind: 'mesh', outbound: h.outbound, stop: async () => { await stop?.call(h) }}
+      return {kind: 'mesh', outbound: h.outbound, ready: h.ready, stop: async () => { await stop?.call(h) }}
     }
     log('warn', 'mesh sidecar not available (src/local/dataplane/sidecar.ts missing): using the plain TCP pass-through; no routing, mTLS or telemetry for this pod', {module: moduleUrl})
   } else {

@@ -61,6 +61,12 @@ describe('meshd with process pods', () => {
       100,
     )
     expect(replacement.metadata.name).toMatch(/^hello-v1-[a-z0-9]{10}-[a-z0-9]{5}$/)
+    // as in Istio, Ready means the sidecar already has its configuration (its /healthz/ready is LIVE)
+    const sidecarReady = await fetch(`http://${replacement.status.podIP}:15000/healthz/ready`)
+    expect(sidecarReady.status).toBe(200)
+    expect(((await (await fetch(`http://${replacement.status.podIP}:15000/config_dump`)).json()) as {generation: number}).generation).toBeGreaterThan(0)
+    const podLog = readFileSync(join(home, 'local', 'pods', `${ns}_${replacement.metadata.name}.log`), 'utf8')
+    expect(podLog).toContain('"msg":"sidecar configured"')
     await until('the killed pod is gone', async () => !(await client.get({apiVersion: 'v1', kind: 'Pod', name: victim.metadata.name, namespace: ns})))
     const ep = await until('endpoints with the new pod', async () => {
       const e = await client.get({apiVersion: 'v1', kind: 'Endpoints', name: 'hello', namespace: ns})

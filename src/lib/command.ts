@@ -31,6 +31,25 @@ export abstract class MeshCommand<T> extends Command {
     return colors(this.mode)
   }
 
+  /**
+   * Runs work that reports stages (lab up, lab down): each stage shows as a spinner, `done` ticks
+   * it off, `info` prints a line; if work throws, the stage it was in is marked failed.
+   */
+  protected async withStages<R>(work: (onProgress: (p: {kind: 'stage' | 'done' | 'info'; text: string}) => void) => Promise<R>): Promise<R> {
+    const ui = this.ui
+    let current = ''
+    try {
+      return await work((p) => {
+        if (p.kind === 'stage') ui.stage((current = p.text))
+        else if (p.kind === 'done') ui.succeed(p.text)
+        else ui.info(p.text)
+      })
+    } catch (error) {
+      if (current) ui.fail(current)
+      throw error
+    }
+  }
+
   /** Human-readable result lines go to stdout; silent under --json. */
   protected out(text = ''): void {
     if (!this.jsonEnabled()) process.stdout.write(text + '\n')

@@ -1,12 +1,12 @@
 import {Args, Flags} from '@oclif/core'
-import {MeshCommand} from '../../lib/command.js'
+import {ChangeCommand} from '../../lib/change-command.js'
 import {LAB} from '../../mesh/lab.js'
 import {parseWeights} from '../../mesh/weights.js'
 import {shiftCanary, type ShiftResult} from '../../lab/canary.js'
 import {changeFlags, changeOptions, openLabFromFlags, targetFlags} from '../../lab/flags.js'
-import {describeChanges, describeSync, dryRunNote, formatMs, splitBars, transition} from '../../lab/render.js'
+import {splitBars, transition} from '../../lab/render.js'
 
-export default class CanaryShift extends MeshCommand<ShiftResult> {
+export default class CanaryShift extends ChangeCommand<ShiftResult> {
   static override summary = 'Set the hello split between v1 and v2, e.g. 90/10, and wait until the proxies have it'
   static override description =
     'Applies both hello VirtualServices (sidecars and ingress) with the new weights as field manager mesh, waits until every proxy ' +
@@ -33,22 +33,8 @@ export default class CanaryShift extends MeshCommand<ShiftResult> {
     const opts = {...changeOptions(flags), namespace: flags.namespace}
     const lab = await openLabFromFlags(flags, {dryRun: opts.dryRun})
     try {
-      if (!opts.dryRun) this.ui.stage(`Shifting hello to ${args.weights.trim()}`)
-      const r = await shiftCanary(lab, weights, opts).catch((e: unknown) => {
-        this.ui.fail()
-        throw e
-      })
-      if (r.dryRun) {
-        for (const n of r.notes) this.meshWarn('MESH_CANARY_NOTE', n)
-        this.out(r.yaml.trimEnd())
-        process.stderr.write(`${dryRunNote(r)}\n`)
-        return r
-      }
-      this.ui.succeed(describeChanges(r.changes))
-      for (const n of r.notes) this.meshWarn('MESH_CANARY_NOTE', n)
-      this.out(transition(r.from, r.to))
-      for (const line of splitBars(r.to)) this.out(line)
-      this.out(`${describeSync(r.sync!)}; took ${formatMs(r.elapsedMs)} in all`)
+      const r = await this.whileApplying(`Shifting hello to ${args.weights.trim()}`, opts.dryRun, () => shiftCanary(lab, weights, opts))
+      this.printChange(r, () => [transition(r.from, r.to), ...splitBars(r.to)], 'MESH_CANARY_NOTE')
       return r
     } finally {
       await lab.close()

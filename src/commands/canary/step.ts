@@ -1,13 +1,13 @@
 import {Flags} from '@oclif/core'
-import {MeshCommand} from '../../lib/command.js'
+import {ChangeCommand} from '../../lib/change-command.js'
 import {CanaryPlan} from '../../mesh/canary.js'
 import {LAB} from '../../mesh/lab.js'
 import {formatWeights} from '../../mesh/weights.js'
 import {stepCanary, type StepResult} from '../../lab/canary.js'
 import {changeFlags, changeOptions, openLabFromFlags, targetFlags} from '../../lab/flags.js'
-import {describeChanges, describeSync, dryRunNote, formatMs, splitBars, transition} from '../../lab/render.js'
+import {splitBars, transition} from '../../lab/render.js'
 
-export default class CanaryStep extends MeshCommand<StepResult> {
+export default class CanaryStep extends ChangeCommand<StepResult> {
   static override summary = 'Move the split to the next step of the canary plan (100/0 → 90/10 → 50/50 → 0/100)'
   static override description =
     'Reads the current weights, picks the plan step after them and shifts to it (waiting for the proxies). At the last step it says ' +
@@ -26,29 +26,15 @@ export default class CanaryStep extends MeshCommand<StepResult> {
     const opts = {...changeOptions(flags), namespace: flags.namespace, plan}
     const lab = await openLabFromFlags(flags, {dryRun: opts.dryRun})
     try {
-      if (!opts.dryRun) this.ui.stage('Stepping the canary')
-      const r = await stepCanary(lab, opts).catch((e: unknown) => {
-        this.ui.fail()
-        throw e
-      })
+      const r = await this.whileApplying('Stepping the canary', opts.dryRun, () => stepCanary(lab, opts))
       if (r.atLastStep) {
         this.ui.succeed('Nothing to do')
         this.out(`Already at the last step (${formatWeights(r.current)}) of ${plan.toString()}; nothing changed.`)
         return r
       }
       const s = r.shift!
-      if (s.dryRun) {
-        for (const n of s.notes) this.meshWarn('MESH_CANARY_NOTE', n)
-        this.out(s.yaml.trimEnd())
-        process.stderr.write(`${dryRunNote(s)}\n`)
-        return r
-      }
       const idx = plan.steps.findIndex((x) => x.v1 === s.to.v1 && x.v2 === s.to.v2)
-      this.ui.succeed(describeChanges(s.changes))
-      for (const n of s.notes) this.meshWarn('MESH_CANARY_NOTE', n)
-      this.out(`${transition(s.from, s.to)}   step ${idx + 1} of ${plan.steps.length} (${plan.toString()})`)
-      for (const line of splitBars(s.to)) this.out(line)
-      this.out(`${describeSync(s.sync!)}; took ${formatMs(s.elapsedMs)} in all`)
+      this.printChange(s, () => [`${transition(s.from, s.to)}   step ${idx + 1} of ${plan.steps.length} (${plan.toString()})`, ...splitBars(s.to)], 'MESH_CANARY_NOTE')
       return r
     } finally {
       await lab.close()

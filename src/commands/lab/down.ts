@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {labDown, type LabDownResult, type LabProgress} from '../../cluster/lab.js'
+import {labDown, type LabDownResult} from '../../cluster/lab.js'
 import {MeshCommand} from '../../lib/command.js'
 
 export default class LabDown extends MeshCommand<LabDownResult> {
@@ -24,19 +24,9 @@ export default class LabDown extends MeshCommand<LabDownResult> {
   async run(): Promise<LabDownResult> {
     const {flags} = await this.parse(LabDown)
     const ui = this.ui
-    let current = ''
-    const onProgress = (p: LabProgress) => {
-      if (p.kind === 'stage') ui.stage((current = p.text))
-      else if (p.kind === 'done') ui.succeed(p.text)
-      else ui.info(p.text)
-    }
-    let r: LabDownResult
-    try {
-      r = await labDown({home: flags.home, context: flags.context, kubeconfig: flags.kubeconfig, purge: flags.purge, yes: flags.yes, timeoutMs: flags.timeout * 1000, onProgress})
-    } catch (e) {
-      if (current) ui.fail(current)
-      throw e
-    }
+    const r = await this.withStages((onProgress) =>
+      labDown({home: flags.home, context: flags.context, kubeconfig: flags.kubeconfig, purge: flags.purge, yes: flags.yes, timeoutMs: flags.timeout * 1000, onProgress}),
+    )
     for (const w of r.warnings) this.meshWarn(w.code, w.message)
     if (r.target === 'embedded') {
       if (r.wasRunning) ui.succeed(r.killed ? `meshd (pid ${r.pid}) did not stop in time and was killed` : `meshd (pid ${r.pid}) stopped`)

@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {labUp, type LabProgress, type LabUpResult} from '../../cluster/lab.js'
+import {labUp, type LabUpResult} from '../../cluster/lab.js'
 import {MeshCommand} from '../../lib/command.js'
 
 export default class LabUp extends MeshCommand<LabUpResult> {
@@ -33,16 +33,8 @@ export default class LabUp extends MeshCommand<LabUpResult> {
 
   async run(): Promise<LabUpResult> {
     const {flags} = await this.parse(LabUp)
-    const ui = this.ui
-    let current = ''
-    const onProgress = (p: LabProgress) => {
-      if (p.kind === 'stage') ui.stage((current = p.text))
-      else if (p.kind === 'done') ui.succeed(p.text)
-      else ui.info(p.text)
-    }
-    let r: LabUpResult
-    try {
-      r = await labUp({
+    const r = await this.withStages((onProgress) =>
+      labUp({
         home: flags.home,
         context: flags.context,
         kubeconfig: flags.kubeconfig,
@@ -53,11 +45,8 @@ export default class LabUp extends MeshCommand<LabUpResult> {
         timeoutMs: flags.timeout === undefined ? undefined : flags.timeout * 1000,
         forceConflicts: flags['force-conflicts'],
         onProgress,
-      })
-    } catch (e) {
-      if (current) ui.fail(current)
-      throw e
-    }
+      }),
+    )
     for (const w of r.warnings) this.meshWarn(w.code, w.message)
     const c = this.c
     this.out(r.changed ? c.bold(`The lab is up (${(r.elapsedMs / 1000).toFixed(1)} s).`) : c.bold('The lab was already up; nothing changed.'))

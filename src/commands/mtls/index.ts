@@ -1,12 +1,11 @@
 import {Args, Flags} from '@oclif/core'
-import {MeshCommand} from '../../lib/command.js'
+import {ChangeCommand} from '../../lib/change-command.js'
 import {LAB} from '../../mesh/lab.js'
 import {parseMtlsMode} from '../../mesh/security.js'
 import {changeFlags, changeOptions, openLabFromFlags, targetFlags} from '../../lab/flags.js'
 import {setMtls, type SetMtlsResult} from '../../lab/mtls.js'
-import {describeChanges, describeSync, dryRunNote, formatMs} from '../../lab/render.js'
 
-export default class Mtls extends MeshCommand<SetMtlsResult> {
+export default class Mtls extends ChangeCommand<SetMtlsResult> {
   static override summary = 'Set mTLS to STRICT or PERMISSIVE for a namespace (default mesh-lab) or mesh-wide (--mesh)'
   static override description =
     'Applies the `default` PeerAuthentication of the namespace (or of the root namespace istio-system with --mesh) and waits until ' +
@@ -34,20 +33,9 @@ export default class Mtls extends MeshCommand<SetMtlsResult> {
     const opts = {...changeOptions(flags), mesh: flags.mesh, ...(flags.namespace !== undefined ? {namespace: flags.namespace} : {})}
     const lab = await openLabFromFlags(flags, {dryRun: opts.dryRun})
     try {
-      if (!opts.dryRun) this.ui.stage(`Setting mTLS ${mode}`)
-      const r = await setMtls(lab, mode, opts).catch((e: unknown) => {
-        this.ui.fail()
-        throw e
-      })
-      if (r.dryRun) {
-        this.out(r.yaml.trimEnd())
-        process.stderr.write(`${dryRunNote(r)}\n`)
-        return r
-      }
+      const r = await this.whileApplying(`Setting mTLS ${mode}`, opts.dryRun, () => setMtls(lab, mode, opts))
       const where = r.scope === 'mesh' ? `mesh-wide (${r.namespace})` : `namespace ${r.namespace}`
-      this.ui.succeed(describeChanges(r.changes))
-      this.out(`mTLS ${where}: ${r.from && r.from !== r.to ? `${r.from} → ${r.to}` : `${r.to}${r.from === r.to ? ' (unchanged)' : ''}`}`)
-      this.out(`${describeSync(r.sync!)}; took ${formatMs(r.elapsedMs)} in all`)
+      this.printChange(r, () => [`mTLS ${where}: ${r.from && r.from !== r.to ? `${r.from} → ${r.to}` : `${r.to}${r.from === r.to ? ' (unchanged)' : ''}`}`])
       return r
     } finally {
       await lab.close()

@@ -1,11 +1,10 @@
 import {Flags} from '@oclif/core'
-import {MeshCommand} from '../../lib/command.js'
+import {ChangeCommand} from '../../lib/change-command.js'
 import {LAB} from '../../mesh/lab.js'
 import {changeFlags, changeOptions, openLabFromFlags, targetFlags} from '../../lab/flags.js'
 import {allowPolicy, buildAllow, type PolicyResult} from '../../lab/policy.js'
-import {describeChanges, describeSync, dryRunNote, formatMs} from '../../lab/render.js'
 
-export default class PolicyAllow extends MeshCommand<PolicyResult> {
+export default class PolicyAllow extends ChangeCommand<PolicyResult> {
   static override summary = 'Allow matching requests to a workload (one ALLOW rule), then wait for the proxies'
   static override description =
     'Applies one ALLOW AuthorizationPolicy: requests to --to (app label) that match every given condition — methods, paths, ' +
@@ -43,19 +42,8 @@ export default class PolicyAllow extends MeshCommand<PolicyResult> {
     buildAllow(opts) // bad methods, paths or principals: exit 65 before the cluster is contacted
     const lab = await openLabFromFlags(flags, {dryRun: opts.dryRun})
     try {
-      if (!opts.dryRun) this.ui.stage('Applying the allow policy')
-      const r = await allowPolicy(lab, opts).catch((e: unknown) => {
-        this.ui.fail()
-        throw e
-      })
-      if (r.dryRun) {
-        this.out(r.yaml.trimEnd())
-        process.stderr.write(`${dryRunNote(r)}\n`)
-        return r
-      }
-      this.ui.succeed(describeChanges(r.changes))
-      this.out(`${r.policy.namespace}/${r.policy.name}: ${r.summary}`)
-      this.out(`${describeSync(r.sync!)}; took ${formatMs(r.elapsedMs)} in all`)
+      const r = await this.whileApplying('Applying the allow policy', opts.dryRun, () => allowPolicy(lab, opts))
+      this.printChange(r, () => [`${r.policy.namespace}/${r.policy.name}: ${r.summary}`])
       return r
     } finally {
       await lab.close()

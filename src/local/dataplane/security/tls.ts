@@ -10,7 +10,6 @@ import type {Duplex} from 'node:stream'
 import type {WorkloadSecret} from '../snapshot.js'
 import type {MtlsMode, Peer} from '../security-provider.js'
 import {DEFAULT_TRUST_DOMAIN, principalOf, tryParseSpiffeId} from '../../pki/spiffe.js'
-import {uriSans, x509} from '../../pki/x509.js'
 
 export type {MtlsMode, Peer} from '../security-provider.js'
 
@@ -86,7 +85,7 @@ export function spiffeServerIdentityCheck(
     const uris = cert?.subjectaltname
       ? cert.subjectaltname.split(', ').filter((p) => p.startsWith('URI:')).map((p) => p.slice(4))
       : cert?.raw
-        ? uriSans(new x509.X509Certificate(cert.raw))
+        ? uriSansOf(new X509Certificate(cert.raw))
         : []
     if (uris.some((u) => want.has(u))) return undefined
     const err = new Error(
@@ -144,16 +143,32 @@ export function istioOutboundSni(fqdn: string, port: number, subset = ''): strin
 
 // ---------------------------------------------------------------- identity
 
-function subjectOf(cert: x509.X509Certificate): string {
-  return cert.subjectName.toString()
+/**
+ * URI SANs from node:crypto's parsed SAN string ("URI:spiffe://…, DNS:…"). Node quotes a value
+ * that contains a comma or quote; such a value is no SPIFFE ID and is left out. The proxies read
+ * certificates with node:crypto rather than the X.509 library: loading that library cost each
+ * proxy process ~100 ms at start-up, for the two fields read here.
+ */
+function uriSansOf(cert: X509Certificate): string[] {
+  const san = cert.subjectAltName
+  if (!san) return []
+  return san
+    .split(', ')
+    .filter((p) => p.startsWith('URI:') && !p.startsWith('URI:"'))
+    .map((p) => p.slice(4))
+}
+
+/** The subject as `CN=a, O=b` (node:crypto prints one attribute per line). */
+function subjectOf(cert: X509Certificate): string {
+  return (cert.subject ?? '').split('\n').filter(Boolean).join(', ')
 }
 
 const identityCache = new Map<string, PeerIdentity | null>()
 
 /**
- * Identity from a peer certificate DER; undefined when it carries no Istio SPIFFE URI. Parsing
- * with the X.509 library costs about a millisecond and a peer presents the same certificate on
- * every connection until it rotates, so results are kept for recently seen certificates.
+ * Identity from a peer certificate DER; undefined when it carries no Istio SPIFFE URI. A peer
+ * presents the same certificate on every connection until it rotates, so results are kept for
+ * recently seen certificates.
  */
 export function identityFromCertDer(der: Buffer, trustDomain?: string): PeerIdentity | undefined {
   const key = `${trustDomain ?? ''}|${der.toString('base64')}`
@@ -166,13 +181,13 @@ export function identityFromCertDer(der: Buffer, trustDomain?: string): PeerIden
 }
 
 function parseIdentity(der: Buffer, trustDomain?: string): PeerIdentity | undefined {
-  let cert: x509.X509Certificate
+  let cert: X509Certificate
   try {
-    cert = new x509.X509Certificate(der)
+    cert = new X509Certificate(der)
   } catch {
     return undefined
   }
-  for (const uri of uriSans(cert)) {
+  for (const uri of uriSansOf(cert)) {
     const id = tryParseSpiffeId(uri)
     if (!id || (trustDomain && id.trustDomain !== trustDomain)) continue
     return {

@@ -25,11 +25,12 @@ import {
 } from '../install/istioctl.js'
 import {parseProxyStatus, summarizeSync, type ProxyStatusRow, type SyncSummary} from '../install/proxy-status.js'
 import {ISTIO_NAMESPACE, readInstallRecord, writeInstallRecord, type InstallRecord} from '../install/record.js'
+import {PROXY_PORTS} from '../local/dataplane/snapshot.js'
 import {KubeClient} from './client.js'
 import {requireConfirmation} from './guard.js'
 import {childKubeconfig, kubeConfigFor, kubeconfigSource} from './kubeconfig.js'
 import type {TargetDescriptor} from './select.js'
-import type {ExecOptions, ExecResult, InstallOptions, InstallResult, PodExec, ProxySyncStatus, SyncResult, Target, UninstallOptions, UninstallResult} from './target.js'
+import type {ExecOptions, ExecResult, InstallOptions, InstallResult, PodExec, ProxyRef, ProxySyncStatus, SyncResult, Target, UninstallOptions, UninstallResult} from './target.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'unknown'
 
@@ -231,6 +232,7 @@ export class RealTarget implements RealTargetShape, Target, PodExec {
   private readonly forwards = new Set<ResultPromise>()
   private cachedClient?: KubeClient
   private ingressHandle?: Promise<IngressHandle>
+  private adminForwards = new Map<string, Promise<string>>()
 
   constructor(opts: RealTargetOptions) {
     this.context = opts.context
@@ -502,12 +504,33 @@ export class RealTarget implements RealTargetShape, Target, PodExec {
       }
     }
     if (lbUrl) return {url: lbUrl, via: 'loadbalancer', close: async () => {}}
-    return this.portForward(port, opts)
+    try {
+      return await this.portForward(ISTIO_NAMESPACE, `svc/${INGRESS_SERVICE}`, port, opts)
+    } catch (e) {
+      throw unavailable('MESH_INGRESS_UNAVAILABLE', (e as Error).message, 'Check the ingress gateway pod is Running: `kubectl get pods -n istio-system`.', e)
+    }
   }
 
-  private async portForward(svcPort: number, opts: IngressOptions): Promise<IngressHandle> {
+  /**
+   * A proxy's Envoy admin (:15000, which listens on the pod's localhost) through `kubectl
+   * port-forward`, as `istioctl dashboard envoy` reaches it; one forward per proxy, kept until
+   * close(). For mesh verify's counter evidence (ADR 0121).
+   */
+  async proxyAdminUrl(proxy: ProxyRef): Promise<string | undefined> {
+    const [namespace, resource] = proxy === 'gateway' ? [ISTIO_NAMESPACE, `deploy/${INGRESS_SERVICE}`] : [proxy.namespace, `pod/${proxy.pod}`]
+    const key = `${namespace}/${resource}`
+    let url = this.adminForwards.get(key)
+    if (!url) {
+      url = this.portForward(namespace, resource, PROXY_PORTS.admin, {}).then((h) => h.url)
+      url.catch(() => this.adminForwards.delete(key))
+      this.adminForwards.set(key, url)
+    }
+    return url
+  }
+
+  private async portForward(namespace: string, resource: string, remotePort: number, opts: IngressOptions): Promise<IngressHandle> {
     const kube = this.childKube
-    const args = ['port-forward', '-n', ISTIO_NAMESPACE, `svc/${INGRESS_SERVICE}`, `:${svcPort}`, '--address', '127.0.0.1', '--context', this.context, ...kube.args]
+    const args = ['port-forward', '-n', namespace, resource, `:${remotePort}`, '--address', '127.0.0.1', '--context', this.context, ...kube.args]
     const child = execa(this.kubectl, args, {env: {...this.env, ...kube.env}, extendEnv: false, stdin: 'ignore', buffer: false, reject: false, cleanup: true})
     this.forwards.add(child)
     let out = ''
@@ -533,12 +556,7 @@ export class RealTarget implements RealTargetShape, Target, PodExec {
     } catch (e) {
       await this.stop(child)
       const detail = err.trim().split('\n').slice(-3).join(' | ')
-      throw unavailable(
-        'MESH_INGRESS_UNAVAILABLE',
-        `kubectl port-forward to ${ISTIO_NAMESPACE}/${INGRESS_SERVICE} on context "${this.context}" failed: ${(e as Error).message}${detail ? `: ${detail}` : ''}`,
-        'Check the ingress gateway pod is Running: `kubectl get pods -n istio-system`.',
-        e,
-      )
+      throw new Error(`kubectl port-forward to ${namespace}/${resource} on context "${this.context}" failed: ${(e as Error).message}${detail ? `: ${detail}` : ''}`)
     }
     return {url: `http://127.0.0.1:${port}`, via: 'port-forward', close: () => this.stop(child)}
   }
@@ -604,6 +622,7 @@ export class RealTarget implements RealTargetShape, Target, PodExec {
   /** Stop every port-forward this target started. */
   async close(): Promise<void> {
     this.ingressHandle = undefined
+    this.adminForwards.clear()
     await Promise.all([...this.forwards].map((c) => this.stop(c)))
   }
 }

@@ -167,7 +167,7 @@ export class ProxyAdmin {
  */
 export async function proxyAdmin(target: Target, proxy: ProxyRef): Promise<{admin?: ProxyAdmin; unavailable?: string}> {
   if (typeof target.proxyAdminUrl !== 'function') {
-    return {unavailable: `reading proxy counters is not implemented for ${target.kind} targets yet (embedded lab only)`}
+    return {unavailable: `this ${target.kind} target cannot reach proxy admin endpoints`}
   }
   try {
     const url = await target.proxyAdminUrl(proxy)

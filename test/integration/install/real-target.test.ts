@@ -8,6 +8,7 @@ import {afterAll, afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {MANAGED_BY_LABEL} from '../../../src/cluster/guard.js'
 import {RealTarget} from '../../../src/cluster/real-target.js'
 import type {MeshError} from '../../../src/lib/errors.js'
+import {proxyAdmin} from '../../../src/verify/admin.js'
 import {startFakeApiServer, type FakeApiServer} from './fake-apiserver.js'
 
 const ISTIOCTL = resolve('test/fixtures/istioctl/istioctl')
@@ -238,6 +239,36 @@ describe('ingress', () => {
     const h = await t.ingress()
     await t.close()
     await expect(fetch(h.url)).rejects.toThrow()
+  })
+})
+
+describe('proxy admin (counter evidence for mesh verify)', () => {
+  it('reaches the gateway and a sidecar through kubectl port-forward to :15000, one forward per proxy, stopped on close', async () => {
+    const t = ctx.target()
+    const gw = await t.proxyAdminUrl('gateway')
+    expect(gw).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    expect(await (await fetch(`${gw}/stats/prometheus`)).text()).toBe('stand-in ingress /stats/prometheus')
+    expect(await t.proxyAdminUrl('gateway')).toBe(gw) // kept, not forwarded again
+    const pod = await t.proxyAdminUrl({namespace: 'mesh-lab', pod: 'hello-v1-6d8c8b5d9f-4x2kq'})
+    expect(pod).not.toBe(gw)
+    const tail = ['--address', '127.0.0.1', '--context', 'kind-mesh', '--kubeconfig', ctx.kubeconfig]
+    expect(calls(ctx.kubectlLog)).toEqual([
+      ['port-forward', '-n', 'istio-system', 'deploy/istio-ingressgateway', ':15000', ...tail],
+      ['port-forward', '-n', 'mesh-lab', 'pod/hello-v1-6d8c8b5d9f-4x2kq', ':15000', ...tail],
+    ])
+    await t.close()
+    await expect(fetch(`${gw}/stats/prometheus`)).rejects.toThrow()
+  })
+
+  it('a forward that fails leaves mesh verify an "unavailable" reason with kubectl’s error, and the next call tries again', async () => {
+    const t = new RealTarget({context: 'kind-mesh', kubeconfigPath: ctx.kubeconfig, env: {...ctx.env, FAKE_KUBECTL_FAIL: '1'}, kubectl: KUBECTL})
+    targets.push(t)
+    const r = await proxyAdmin(t, 'gateway')
+    expect(r.admin).toBeUndefined()
+    expect(r.unavailable).toContain('kubectl port-forward to istio-system/deploy/istio-ingressgateway')
+    expect(r.unavailable).toContain('pod is not running')
+    await proxyAdmin(t, 'gateway')
+    expect(calls(ctx.kubectlLog)).toHaveLength(2)
   })
 })
 

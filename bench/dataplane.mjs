@@ -7,6 +7,9 @@
 //   direct:   autocannon → hello (node:http)
 //   gateway:  autocannon → gateway proxy → hello
 //   two hops: autocannon → gateway proxy → inbound sidecar → hello app (containerPort + 30000)
+//   pod:      autocannon → inbound sidecar → hello app: straight to a meshed hello pod, which in
+//             the lab (as in Istio) is always through its sidecar; two hops ÷ pod is what the
+//             gateway costs on the lab's own path
 //   bare:     autocannon → a 30-line proxy, node:http in front, raw keep-alive sockets behind (no
 //             routing, telemetry or limits) → hello: what a minimal Node HTTP proxy costs here
 //   raw:      autocannon → a proxy with no HTTP machinery at all (one upstream socket per client
@@ -274,19 +277,20 @@ async function main() {
       direct: `http://127.77.0.2:${port}/hello`,
       gateway: `http://127.0.0.1:${gw1.port}/hello`,
       twoHops: `http://127.0.0.1:${gw2.port}/hello`,
+      pod: `http://127.77.0.3:${side.port}/hello`,
       bare: `http://127.0.0.1:${bare.port}/hello`,
       raw: `http://127.0.0.1:${raw.port}/hello`,
     }
     // warm-up
     for (const u of Object.values(paths)) await cannon(u, {duration: 1, connections})
-    const runs = {direct: [], gateway: [], twoHops: [], bare: [], raw: []}
+    const runs = {direct: [], gateway: [], twoHops: [], pod: [], bare: [], raw: []}
     const order = Object.keys(paths)
     for (let r = 0; r < rounds; r++) {
       const o = r % 2 === 0 ? order : [...order].reverse()
       for (const k of o) runs[k].push(await cannon(paths[k], {duration, connections}))
     }
     const summary = (k) => ({rps: median(runs[k].map((x) => x.rps)), p50: median(runs[k].map((x) => x.p50)), p99: median(runs[k].map((x) => x.p99)), errors: runs[k].reduce((s, x) => s + x.non2xx, 0)})
-    const thr = {direct: summary('direct'), gateway: summary('gateway'), twoHops: summary('twoHops'), bare: summary('bare'), raw: summary('raw')}
+    const thr = {direct: summary('direct'), gateway: summary('gateway'), twoHops: summary('twoHops'), pod: summary('pod'), bare: summary('bare'), raw: summary('raw')}
     // ratios per round (the paths of one round run back to back), then the median
     const ratio = (k) => median(runs[k].map((x, i) => x.rps / runs.direct[i].rps))
     const fixed = {}
@@ -296,7 +300,7 @@ async function main() {
       machine: {node: process.version, cpus: (await import('node:os')).cpus().length},
       params: {duration, rounds, connections, rate},
       throughput: thr,
-      ratios: {gatewayVsDirect: ratio('gateway'), twoHopsVsDirect: ratio('twoHops'), bareVsDirect: ratio('bare'), rawVsDirect: ratio('raw'), gatewayVsBare: median(runs.gateway.map((x, i) => x.rps / runs.bare[i].rps)), gatewayVsRaw: median(runs.gateway.map((x, i) => x.rps / runs.raw[i].rps))},
+      ratios: {gatewayVsDirect: ratio('gateway'), twoHopsVsDirect: ratio('twoHops'), twoHopsVsPod: median(runs.twoHops.map((x, i) => x.rps / runs.pod[i].rps)), bareVsDirect: ratio('bare'), rawVsDirect: ratio('raw'), gatewayVsBare: median(runs.gateway.map((x, i) => x.rps / runs.bare[i].rps)), gatewayVsRaw: median(runs.gateway.map((x, i) => x.rps / runs.raw[i].rps))},
       rounds: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map((x) => Math.round(x.rps))])),
       fixedRate: {...fixed, addedP50ms: {gateway: fixed.gateway.p50 - fixed.direct.p50, twoHops: fixed.twoHops.p50 - fixed.direct.p50}},
       ejectionDetectionMs: ejection,
@@ -313,7 +317,7 @@ async function main() {
       for (const k of Object.keys(thr)) console.log(`  ${k.padEnd(8)} ${Math.round(thr[k].rps).toString().padStart(7)} req/s  p50 ${f(thr[k].p50)} ms  p99 ${f(thr[k].p99)} ms  errors ${thr[k].errors}`)
       const pct = (x) => `${(x * 100).toFixed(1)}%`
       console.log(`  per-round req/s: ${Object.entries(out.rounds).map(([k, v]) => `${k} ${v.join('/')}`).join(', ')}`)
-      console.log(`  median per-round ratio: gateway/direct ${pct(out.ratios.gatewayVsDirect)}, two hops/direct ${pct(out.ratios.twoHopsVsDirect)}, bare/direct ${pct(out.ratios.bareVsDirect)}, raw/direct ${pct(out.ratios.rawVsDirect)}, gateway/bare ${pct(out.ratios.gatewayVsBare)}, gateway/raw ${pct(out.ratios.gatewayVsRaw)}`)
+      console.log(`  median per-round ratio: gateway/direct ${pct(out.ratios.gatewayVsDirect)}, two hops/direct ${pct(out.ratios.twoHopsVsDirect)}, two hops/pod ${pct(out.ratios.twoHopsVsPod)}, bare/direct ${pct(out.ratios.bareVsDirect)}, raw/direct ${pct(out.ratios.rawVsDirect)}, gateway/bare ${pct(out.ratios.gatewayVsBare)}, gateway/raw ${pct(out.ratios.gatewayVsRaw)}`)
       console.log(`fixed rate ${rate} req/s (${duration}s):`)
       for (const k of Object.keys(fixed)) console.log(`  ${k.padEnd(8)} p50 ${f(fixed[k].p50)} ms  p99 ${f(fixed[k].p99)} ms  (${fixed[k].total} requests)`)
       console.log(`  added p50: gateway ${f(out.fixedRate.addedP50ms.gateway)} ms, two hops ${f(out.fixedRate.addedP50ms.twoHops)} ms`)

@@ -16,7 +16,7 @@ export interface PoolLimits {
   maxRequestsPerConnection: number
   maxRetries: number
   connectTimeoutMs: number
-  /** 0 = keep idle connections until the upstream or undici closes them */
+  /** 0 = keep idle connections until the upstream closes them */
   idleTimeoutMs: number
 }
 

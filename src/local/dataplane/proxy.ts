@@ -1245,7 +1245,7 @@ class Exchange {
   }
 }
 
-/** One try of a request on one host: the pool's waiter and undici's handler. */
+/** One try of a request on one host: the pool's waiter and the upstream connection's handler. */
 class Attempt implements PoolWaiter<UpstreamConnection>, UpstreamHandler {
   conn: UpstreamConnection | undefined
   abortFn: ((err?: Error) => void) | undefined
@@ -1278,7 +1278,7 @@ class Attempt implements PoolWaiter<UpstreamConnection>, UpstreamHandler {
     this.ex.onPoolFailure(this, reason, error)
   }
 
-  // undici DispatchHandler (legacy callbacks)
+  // UpstreamHandler (callbacks from the HTTP/1.1 codec, ADR 0041)
   onConnect(abort: (err?: Error) => void): void {
     this.abortFn = abort
   }

@@ -23,11 +23,11 @@ beforeAll(() => {
 
 afterAll(() => rmSync(dir, {recursive: true, force: true}))
 
-/** every module URL loaded by importing a compiled command */
-function loadedBy(command: string): string[] {
+/** every module URL loaded by importing a compiled command (or another module under dist/) */
+function loadedBy(command: string, under = 'dist/commands'): string[] {
   const log = join(dir, `${command.replaceAll('/', '_')}.log`)
   writeFileSync(log, '')
-  const r = spawnSync(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, '--input-type=module', '-e', `await import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist/commands', `${command}.js`)).href)})`], {
+  const r = spawnSync(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, '--input-type=module', '-e', `await import(${JSON.stringify(pathToFileURL(join(ROOT, under, `${command}.js`)).href)})`], {
     env: {...process.env, IMPORT_LOG: log},
     encoding: 'utf8',
   })
@@ -42,5 +42,19 @@ describe('start-up imports of the embedded commands', () => {
     const loaded = packages(loadedBy(command))
     expect(loaded.has('@oclif/core')).toBe(true) // the hook saw the command's imports
     for (const heavy of ['@kubernetes/client-node', 'execa', 'tar', 'ora', 'autocannon', 'hdr-histogram-js']) expect(loaded.has(heavy), heavy).toBe(false)
+  })
+})
+
+describe('start-up imports of the proxies', () => {
+  // every proxy process (the gateway, each meshed pod) pays its imports at lab up (docs/adr/0153)
+  it.each([
+    ['gateway-main', 'proxy.js'],
+    ['sidecar', 'proxy.js'],
+    ['security/provider', 'security/tls.js'], // loaded by both once they start (mTLS, authorization)
+  ])('%s loads neither the X.509 library nor undici', (proxy, seen) => {
+    const urls = loadedBy(proxy, 'dist/local/dataplane')
+    expect(urls.some((u) => u.endsWith(`/dist/local/dataplane/${seen}`))).toBe(true) // the hook saw its imports
+    const loaded = packages(urls)
+    for (const heavy of ['@peculiar/x509', 'reflect-metadata', 'undici', '@kubernetes/client-node']) expect(loaded.has(heavy), heavy).toBe(false)
   })
 })

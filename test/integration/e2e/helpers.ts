@@ -10,6 +10,7 @@ import {execa} from 'execa'
 import {load as loadYaml} from 'js-yaml'
 import lockfile from 'proper-lockfile'
 import {Agent, Client, request} from 'undici'
+import {until as untilShared} from '../../helpers/lab-process.js'
 
 export const ROOT = resolve(import.meta.dirname, '../../..')
 
@@ -333,20 +334,8 @@ export function legacyCurl(client: {ip: string}, server: {ip: string}, port: num
 
 // ------------------------------------------------------------------ misc
 
-export async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000, everyMs = 100): Promise<T> {
-  const end = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v) return v
-    } catch (e) {
-      last = e
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`)
-    await new Promise((r) => setTimeout(r, everyMs))
-  }
-}
+/** Polls fn until it returns something truthy (every 100 ms here: the e2e checks are heavier). */
+export const until = <T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000, everyMs = 100): Promise<T> => untilShared(what, fn, timeoutMs, everyMs)
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

@@ -8,7 +8,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {get, meshIn, sleep, startLab, stopLab, yamlDocs, type Lab, type LabPod} from './helpers.js'
+import {echoWorkload, get, meshIn, sleep, startLab, stopLab, yamlDocs, type Lab, type LabPod} from './helpers.js'
 
 const TTL_SECONDS = 6
 const WINDOW_MS = 14_000 // > 2 lifetimes: ≥ 4 renewals of every certificate
@@ -16,31 +16,7 @@ const WINDOW_MS = 14_000 // > 2 lifetimes: ≥ 4 renewals of every certificate
 // fortio's /debug echoes the request headers the app received, so the X-Forwarded-Client-Cert
 // of each request shows which client certificate the gateway presented (Hash=).
 const ECHO = yamlDocs(
-  `apiVersion: v1
-kind: ServiceAccount
-metadata: {name: echo, namespace: mesh-lab}`,
-  `apiVersion: v1
-kind: Service
-metadata: {name: echo, namespace: mesh-lab, labels: {app: echo}}
-spec:
-  selector: {app: echo}
-  ports: [{name: http, port: 8080, targetPort: 8080}]`,
-  `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: echo, namespace: mesh-lab}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: echo}}
-  template:
-    metadata: {labels: {app: echo}}
-    spec:
-      serviceAccountName: echo
-      containers:
-        - name: echo
-          image: docker.io/fortio/fortio:1.69.5
-          args: [server, -http-port, "8080"]
-          ports: [{containerPort: 8080}]
-          readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}`,
+  ...echoWorkload('mesh-lab'),
   `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: echo-ingress, namespace: mesh-lab}

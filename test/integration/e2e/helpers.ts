@@ -370,10 +370,12 @@ export function yamlDocs(...docs: string[]): string {
  * (Service port 5000), a curl client, and optionally fortio `echo` (Service port 8080) whose
  * /debug page echoes the request headers the app received, as real fortio does.
  */
-export function meshedNamespace(ns: string, opts: {echo?: boolean} = {}): string {
-  const sa = (name: string) => `apiVersion: v1
+const serviceAccount = (name: string, ns: string) => `apiVersion: v1
 kind: ServiceAccount
 metadata: {name: ${name}, namespace: ${ns}}`
+
+export function meshedNamespace(ns: string, opts: {echo?: boolean} = {}): string {
+  const sa = (name: string) => serviceAccount(name, ns)
   const docs = [
     `apiVersion: v1
 kind: Namespace
@@ -419,16 +421,24 @@ spec:
           image: docker.io/curlimages/curl:8.11.1
           command: [sleep, infinity]`,
   ]
-  if (opts.echo) {
-    docs.push(
-      sa('echo'),
-      `apiVersion: v1
+  if (opts.echo) docs.push(...echoWorkload(ns))
+  return yamlDocs(...docs)
+}
+
+/**
+ * fortio as an echo server (`echo`, port 8080, its own service account): /debug echoes the
+ * request headers the app received, X-Forwarded-Client-Cert included.
+ */
+export function echoWorkload(ns: string): string[] {
+  return [
+    serviceAccount('echo', ns),
+    `apiVersion: v1
 kind: Service
 metadata: {name: echo, namespace: ${ns}, labels: {app: echo}}
 spec:
   selector: {app: echo}
   ports: [{name: http, port: 8080, targetPort: 8080}]`,
-      `apiVersion: apps/v1
+    `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: echo, namespace: ${ns}}
 spec:
@@ -444,9 +454,7 @@ spec:
           args: [server, -http-port, "8080"]
           ports: [{name: http, containerPort: 8080}]
           readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}`,
-    )
-  }
-  return yamlDocs(...docs)
+  ]
 }
 
 /** The X-Forwarded-Client-Cert line of a fortio /debug page, if the app received one. */

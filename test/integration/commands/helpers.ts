@@ -1,30 +1,16 @@
 // The lab commands end to end: the real CLI (compiled) against a real embedded lab in a temp
 // MESH_HOME. Build once, run `mesh …` as a user would, and clean up every process afterwards.
-import {spawnSync} from 'node:child_process'
-import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync} from 'node:fs'
+import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join, resolve} from 'node:path'
+import {join} from 'node:path'
 import {execa} from 'execa'
 import {KubeClient, type KubeObject} from '../../../src/cluster/client.js'
+import {buildIfStale, ROOT} from '../../helpers/build.js'
 
-export const ROOT = resolve(import.meta.dirname, '../../..')
+export {ROOT}
 
-function newest(dir: string): number {
-  let m = 0
-  for (const e of readdirSync(dir, {withFileTypes: true})) {
-    const p = join(dir, e.name)
-    m = Math.max(m, e.isDirectory() ? newest(p) : statSync(p).mtimeMs)
-  }
-  return m
-}
-
-/** Compile into dist/ when it is older than src/ (plain tsc; errors in others' files do not stop the emit). */
-export function ensureBuilt(): void {
-  const entry = join(ROOT, 'dist/commands/canary/shift.js')
-  if (existsSync(entry) && newest(join(ROOT, 'dist')) >= newest(join(ROOT, 'src'))) return
-  spawnSync('npx', ['tsc', '-p', 'tsconfig.json', '--noEmitOnError', 'false'], {cwd: ROOT, stdio: 'ignore'})
-  if (!existsSync(entry)) throw new Error('build failed: dist/commands/canary/shift.js missing')
-}
+/** Compile into dist/ when it is older than src/. */
+export const ensureBuilt = (): void => buildIfStale('dist/commands/canary/shift.js')
 
 /** The embedded data plane pieces these tests need to see an effect on traffic. */
 export const dataPlane = {

@@ -2,42 +2,30 @@
 // MESH_HOME, driven with the real CLI, kubectl, curl and openssl. Every lab started here is
 // stopped by stopLab: `mesh lab down --purge`, then SIGKILL by pid file (meshd, its pod
 // children, the gateway) as a fallback, then the home is removed.
-import {spawnSync} from 'node:child_process'
-import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join, resolve} from 'node:path'
+import {join} from 'node:path'
 import {execa} from 'execa'
 import {load as loadYaml} from 'js-yaml'
 import lockfile from 'proper-lockfile'
 import {Agent, Client, request} from 'undici'
+import {buildIfStale, ROOT} from '../../helpers/build.js'
 import {until as untilShared} from '../../helpers/lab-process.js'
 
-export const ROOT = resolve(import.meta.dirname, '../../..')
+export {ROOT}
 
 // ------------------------------------------------------------------ build
-
-function newest(dir: string): number {
-  let m = 0
-  for (const e of readdirSync(dir, {withFileTypes: true})) {
-    const p = join(dir, e.name)
-    m = Math.max(m, e.isDirectory() ? newest(p) : statSync(p).mtimeMs)
-  }
-  return m
-}
 
 /**
  * Compiles src/ into dist/ when dist/ is older (never `rm -rf dist`; errors in others' files
  * do not stop the emit). Files of this suite run in parallel: one build at a time.
  */
 export async function ensureBuilt(): Promise<void> {
-  const entry = join(ROOT, 'dist/local/meshd.js')
   const stamp = join(tmpdir(), 'mesh-e2e-build.lock')
   if (!existsSync(stamp)) writeFileSync(stamp, '')
   const release = await lockfile.lock(stamp, {retries: {retries: 200, minTimeout: 250, maxTimeout: 1000}, stale: 180_000})
   try {
-    if (existsSync(entry) && newest(join(ROOT, 'dist/local')) >= newest(join(ROOT, 'src/local'))) return
-    spawnSync('npx', ['tsc', '-p', 'tsconfig.json', '--noEmitOnError', 'false'], {cwd: ROOT, stdio: 'ignore'})
-    if (!existsSync(entry)) throw new Error('build failed: dist/local/meshd.js missing')
+    buildIfStale('dist/local/meshd.js', 'local')
   } finally {
     await release()
   }

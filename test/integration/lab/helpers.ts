@@ -2,7 +2,7 @@
 // cleanup that stops every meshd a test started (lab down, then the pid file as a fallback).
 import {alive, killLeftoverMeshd, meshdPid, until} from '../../helpers/lab-process.js'
 import {spawn, spawnSync} from 'node:child_process'
-import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {existsSync, mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 

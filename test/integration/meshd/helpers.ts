@@ -1,33 +1,16 @@
 // Shared by the meshd integration tests: build once, temp mesh homes, the real CLI and kubectl,
 // and a cleanup that stops every meshd a test started (lab down, then the pid file).
+import {buildIfStale, ROOT} from '../../helpers/build.js'
 import {alive, killLeftoverMeshd, meshdPid, until} from '../../helpers/lab-process.js'
 import {execFileSync, spawnSync, type SpawnSyncReturns} from 'node:child_process'
-import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync} from 'node:fs'
+import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join, resolve} from 'node:path'
+import {join} from 'node:path'
 
-export const ROOT = resolve(import.meta.dirname, '../../..')
+export {ROOT}
 
-function newest(dir: string): number {
-  let m = 0
-  for (const e of readdirSync(dir, {withFileTypes: true})) {
-    const p = join(dir, e.name)
-    m = Math.max(m, e.isDirectory() ? newest(p) : statSync(p).mtimeMs)
-  }
-  return m
-}
-
-/**
- * Compiles src/ into dist/ when dist/ is older than the sources. Plain `tsc` (no `rm -rf dist`)
- * so other tests running compiled files at the same time are not pulled from under them;
- * errors in files other people are still writing do not stop the emit.
- */
-export function ensureBuilt(): void {
-  const entry = join(ROOT, 'dist/local/meshd.js')
-  if (existsSync(entry) && newest(join(ROOT, 'dist')) >= newest(join(ROOT, 'src'))) return
-  spawnSync('npx', ['tsc', '-p', 'tsconfig.json', '--noEmitOnError', 'false'], {cwd: ROOT, stdio: 'ignore'})
-  if (!existsSync(entry)) throw new Error('build failed: dist/local/meshd.js missing')
-}
+/** Compiles src/ into dist/ when dist/ is older than the sources. */
+export const ensureBuilt = (): void => buildIfStale('dist/local/meshd.js')
 
 export function tempHome(prefix = 'mesh-it-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
